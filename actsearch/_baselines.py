@@ -1,0 +1,370 @@
+"""The lecture's baseline activations: each a plain function plus an ``nn.Module`` twin (timm).
+
+Modules take tensors laid out (N, C, ...): a per-channel parameter has shape (C,) and is viewed as
+(1, C, 1, ...) so it broadcasts over any trailing dims; (N, C), (N, C, L) and (N, C, H, W) all work.
+A module built without ``num_channels`` holds one scalar parameter shared by every channel.
+Functions use ``torch.nn.functional`` primitives where they exist, for their numerics and kernels.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from typing import Any
+
+from torch import Tensor, nn
+
+__all__ = [
+    "SELU_ALPHA", "SELU_LAMBDA", "GELU_SIGMOID_SCALE",
+    "sigmoid", "tanh", "relu", "relu6", "leaky_relu", "prelu", "elu", "selu", "gelu", "gelu_tanh",
+    "gelu_sigmoid", "silu", "swish", "maxout_channelwise", "hard_threshold", "softplus", "identity",
+    "hardtanh", "mish",
+    "Sigmoid", "Tanh", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "GELU", "GELUTanh",
+    "GELUSigmoid", "SiLU", "Swish", "Maxout", "MaxoutActivation", "HardThreshold", "Softplus",
+    "Identity", "Hardtanh", "Mish",
+]
+
+# Klambauer et al. 2017, eq. (14): the fixed point (mean 0, variance 1) of the SELU map; the same
+# digits as torch's F.selu so the two agree to the last bit.
+SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA = 1.6732632423543772848170429916717
+# Hendrycks & Gimpel 2016, sec. 2: Φ(x) ≈ σ(1.702 x).
+GELU_SIGMOID_SCALE = 1.702
+
+
+def _per_channel(p: Tensor, x: Tensor) -> Tensor:
+    """View a parameter of shape (C,) or (1,) so it broadcasts over (N, C, ...) in x's dtype."""
+    p = p.to(dtype=x.dtype)
+    if p.numel() == 1:
+        return p.reshape(())
+    if x.dim() < 2:  # an unbatched (C,) input
+        return p
+    shape = [1] * x.dim()
+    shape[1] = p.numel()
+    return p.view(shape)
+
+
+def _channels(num_channels: int | None) -> int:
+    if num_channels is not None and num_channels < 1:
+        raise ValueError(f"num_channels must be a positive integer or None, got {num_channels}")
+    return 1 if num_channels is None else num_channels
+
+
+# --------------------------------------------------------------------------- functions
+def sigmoid(x: Tensor) -> Tensor:
+    """σ(x) = 1/(1+e^-x): saturates, not zero-centred (the lecture's first two complaints)."""
+    return torch.sigmoid(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    """tanh(x) = 2σ(2x) − 1: zero-centred, still saturates (LeCun et al. 1998)."""
+    return torch.tanh(x)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(0, x) (Nair & Hinton 2010; Glorot, Bordes & Bengio 2011)."""
+    return F.relu(x)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(0, x), 6) = max(0, x) − max(0, x − 6) (Krizhevsky 2010, conv. DBNs on CIFAR-10)."""
+    return F.relu6(x)
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.1) -> Tensor:
+    """max(αx, x) with α = 0.1 as in the lecture (Maas, Hannun & Ng 2013 used 0.01)."""
+    return F.leaky_relu(x, negative_slope)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """max(0, x) + α·min(0, x) with α learned, per channel on dim 1 (He et al. 2015, PReLU)."""
+    return F.prelu(x, weight.to(dtype=x.dtype))
+
+
+def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """x if x > 0 else α(eˣ − 1) (Clevert, Unterthiner & Hochreiter 2015, ELU)."""
+    return F.elu(x, alpha)
+
+
+def selu(x: Tensor) -> Tensor:
+    """λ·(x if x > 0 else α(eˣ − 1)), λ≈1.0507, α≈1.6733: self-normalizing (Klambauer 2017)."""
+    return F.selu(x)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """x·Φ(x) = x·½(1 + erf(x/√2)), the exact form (Hendrycks & Gimpel 2016, GELU)."""
+    return F.gelu(x)
+
+
+def gelu_tanh(x: Tensor) -> Tensor:
+    """½x(1 + tanh(√(2/π)(x + 0.044715x³))): GELU's tanh approximation (Hendrycks & Gimpel 2016)."""
+    return F.gelu(x, approximate="tanh")
+
+
+def gelu_sigmoid(x: Tensor) -> Tensor:
+    """x·σ(1.702x): GELU's sigmoid approximation (Hendrycks & Gimpel 2016) = Swish, β=1.702."""
+    return x * torch.sigmoid(GELU_SIGMOID_SCALE * x)
+
+
+def silu(x: Tensor) -> Tensor:
+    """x·σ(x): SiLU (Elfwing, Uchibe & Doya 2017; Hendrycks & Gimpel 2016).
+
+    Ramachandran et al. 2017 call it Swish-1.
+    """
+    return F.silu(x)
+
+
+def swish(x: Tensor, beta: Tensor | float = 1.0) -> Tensor:
+    """x·σ(βx), β learnable per channel (Ramachandran, Zoph & Le 2017, "Searching for Activation
+    Functions").
+
+    β → 0 gives x/2 (linear), β → ∞ gives ReLU: Swish interpolates between the two.
+    """
+    if isinstance(beta, Tensor):
+        beta = _per_channel(beta, x)
+    return x * torch.sigmoid(beta * x)
+
+
+def maxout_channelwise(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """maxⱼ (aⱼ·x + bⱼ) per channel, ``weight``/``bias`` (C, k) or (1, k) (Goodfellow 2013).
+
+    This is Maxout restricted to one input per unit so that it maps (N, C, ...) -> (N, C, ...) and
+    can replace any activation; the layer form mixes inputs, see :class:`Maxout`.
+    """
+    k = weight.shape[-1]
+    shape = [1] * (x.dim() + 1)
+    shape[-1] = k
+    if weight.shape[0] != 1:
+        shape[1 if x.dim() >= 2 else 0] = weight.shape[0]
+    a = weight.to(dtype=x.dtype).reshape(shape)
+    b = bias.to(dtype=x.dtype).reshape(shape)
+    return torch.amax(x.unsqueeze(-1) * a + b, dim=-1)
+
+
+class _StepFunction(torch.autograd.Function):
+    """1[x > 0] whose backward is the true derivative: zero (the delta at 0 is ignored)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:  # type: ignore[override]
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:  # type: ignore[override]
+        return torch.zeros_like(grad)
+
+
+def hard_threshold(x: Tensor) -> Tensor:
+    """1[x > 0]: the perceptron's step (Rosenblatt 1958; McCulloch & Pitts 1943).
+
+    Its derivative is 0 for every x ≠ 0 (and undefined at 0), so every gradient that flows back
+    through it is zero and nothing before it can learn by backpropagation — the lecture's reason
+    for replacing it with sigmoid/ReLU, which keep the sign-based output but pass a gradient. The
+    op still sits in an autograd graph (backward returns zeros), so a network using it runs.
+    """
+    return _StepFunction.apply(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + eˣ), a smooth ReLU (Dugas et al. 2001); linear above x = 20 for stability (torch)."""
+    return F.softplus(x)
+
+
+def identity(x: Tensor) -> Tensor:
+    """x: no non-linearity (a deep linear network collapses to one linear map)."""
+    return x
+
+
+def hardtanh(x: Tensor) -> Tensor:
+    """max(−1, min(1, x)): piecewise-linear tanh (Collobert 2004)."""
+    return F.hardtanh(x)
+
+
+def mish(x: Tensor) -> Tensor:
+    """x·tanh(softplus(x)) (Misra 2019, Mish)."""
+    return F.mish(x)
+
+
+# --------------------------------------------------------------------------- modules
+class _Pointwise(nn.Module):
+    """A parameter-free activation: ``fn`` applied element-wise."""
+
+    fn = staticmethod(identity)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).fn(x)
+
+
+class Sigmoid(_Pointwise):
+    __doc__ = sigmoid.__doc__
+    fn = staticmethod(sigmoid)
+
+
+class Tanh(_Pointwise):
+    __doc__ = tanh.__doc__
+    fn = staticmethod(tanh)
+
+
+class ReLU(_Pointwise):
+    __doc__ = relu.__doc__
+    fn = staticmethod(relu)
+
+
+class ReLU6(_Pointwise):
+    __doc__ = relu6.__doc__
+    fn = staticmethod(relu6)
+
+
+class SELU(_Pointwise):
+    __doc__ = selu.__doc__
+    fn = staticmethod(selu)
+
+
+class GELU(_Pointwise):
+    __doc__ = gelu.__doc__
+    fn = staticmethod(gelu)
+
+
+class GELUTanh(_Pointwise):
+    __doc__ = gelu_tanh.__doc__
+    fn = staticmethod(gelu_tanh)
+
+
+class GELUSigmoid(_Pointwise):
+    __doc__ = gelu_sigmoid.__doc__
+    fn = staticmethod(gelu_sigmoid)
+
+
+class SiLU(_Pointwise):
+    __doc__ = silu.__doc__
+    fn = staticmethod(silu)
+
+
+class HardThreshold(_Pointwise):
+    __doc__ = hard_threshold.__doc__
+    fn = staticmethod(hard_threshold)
+
+
+class Softplus(_Pointwise):
+    __doc__ = softplus.__doc__
+    fn = staticmethod(softplus)
+
+
+class Identity(_Pointwise):
+    __doc__ = identity.__doc__
+    fn = staticmethod(identity)
+
+
+class Hardtanh(_Pointwise):
+    __doc__ = hardtanh.__doc__
+    fn = staticmethod(hardtanh)
+
+
+class Mish(_Pointwise):
+    __doc__ = mish.__doc__
+    fn = staticmethod(mish)
+
+
+class LeakyReLU(nn.Module):
+    __doc__ = leaky_relu.__doc__
+
+    def __init__(self, negative_slope: float = 0.1) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class ELU(nn.Module):
+    __doc__ = elu.__doc__
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return elu(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class PReLU(nn.Module):
+    """PReLU: ``weight`` (α), shape (C,) per channel or (1,) shared; init 0.25 (He et al. 2015)."""
+
+    def __init__(self, num_channels: int | None = None, init: float = 0.25) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((_channels(num_channels),), float(init)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.weight.numel()}"
+
+
+class Swish(nn.Module):
+    """Swish x·σ(βx): ``beta`` of shape (C,) per channel, or (1,) shared; init 1.0 (= SiLU).
+
+    Ramachandran, Zoph & Le 2017 found it by the very search this package runs.
+    """
+
+    def __init__(self, num_channels: int | None = None, beta: float = 1.0) -> None:
+        super().__init__()
+        self.beta = nn.Parameter(torch.full((_channels(num_channels),), float(beta)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return swish(x, self.beta)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.beta.numel()}"
+
+
+class MaxoutActivation(nn.Module):
+    """Channel-wise Maxout maxⱼ (aⱼx + bⱼ), j = 1..k, a, b learned per channel (Goodfellow 2013).
+
+    Initialized to ReLU — slopes evenly spaced from 1 to 0, offsets 0, so the pieces are x, …, 0
+    — which starts a network at a known baseline; training can bend it into Leaky ReLU, |x| or any
+    convex piecewise-linear function with k pieces.
+    """
+
+    def __init__(self, num_channels: int | None = None, k: int = 2) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"maxout needs k >= 1 affine pieces, got {k}")
+        c = _channels(num_channels)
+        slopes = torch.linspace(1.0, 0.0, k) if k > 1 else torch.ones(1)
+        self.weight = nn.Parameter(slopes.repeat(c, 1))
+        self.bias = nn.Parameter(torch.zeros(c, k))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return maxout_channelwise(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"num_channels={self.weight.shape[0]}, k={self.weight.shape[1]}"
+
+
+class Maxout(nn.Module):
+    """Maxout layer: hᵢ(x) = maxⱼ (wᵢⱼᵀx + bᵢⱼ), j = 1..k (Goodfellow et al. 2013, Maxout Networks).
+
+    The lecture's definition: k affine maps per unit (k times the parameters of a linear layer),
+    no saturation, no dead units; it generalizes ReLU (max(wᵀx+b, 0)) and Leaky ReLU. Maps
+    (..., in_features) -> (..., out_features). Piece j of unit i is row i·k + j of ``linear``.
+    """
+
+    def __init__(self, in_features: int, out_features: int, k: int = 2, bias: bool = True) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"maxout needs k >= 1 affine pieces, got {k}")
+        self.out_features = out_features
+        self.k = k
+        self.linear = nn.Linear(in_features, out_features * k, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = self.linear(x)
+        return z.view(*z.shape[:-1], self.out_features, self.k).amax(dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}"

@@ -1,9 +1,54 @@
-"""actsearch: automatic search for activation functions (Ramachandran, Zoph & Le, 2017)."""
+"""actsearch: automatic search for activation functions (Ramachandran, Zoph & Le, 2017).
+
+The data's path: grammar (``grammar``, ``ops``) → candidate (``candidate``, sympy) → compiled
+module (``compiler``) → evaluation (``train``, ``population``) → search (``search``, Optuna) →
+results (``export``, ``shape``).
+"""
 from __future__ import annotations
 
-from .activations import get_activation, make_activation
-from .errors import ActsearchError
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from .activations import get_activation, list_activations, make_activation
+from .candidate import Candidate
+from .errors import (
+    ActsearchError,
+    CandidateFailed,
+    ParseError,
+    SpaceError,
+    StudyNotFoundError,
+    UnknownActivationError,
+    UnknownOperatorError,
+)
+from .export import write_module
+from .grammar import Space, load_space
+from .parser import parse
 
 __version__ = "0.1.0"
 
-__all__ = ["get_activation", "make_activation", "ActsearchError", "__version__"]
+__all__ = [
+    "parse",
+    "to_module",
+    "get_activation",
+    "make_activation",
+    "list_activations",
+    "load_space",
+    "write_module",
+    "Candidate",
+    "Space",
+    "ActsearchError",
+    "CandidateFailed",
+    "ParseError",
+    "SpaceError",
+    "StudyNotFoundError",
+    "UnknownActivationError",
+    "UnknownOperatorError",
+    "__version__",
+]
+
+
+def to_module(expr: str | Candidate, num_channels: int | None = None) -> nn.Module:
+    """An ``nn.Module`` for an expression ("x*sigmoid(beta*x)") or a candidate."""
+    cand = parse(expr) if isinstance(expr, str) else expr
+    return cand.to_module(num_channels)

@@ -251,8 +251,9 @@ def module_source(
     The module needs only torch at run time. ``names`` become identifiers after sanitising and
     ``docs``/``header`` become docstrings after escaping, so no input can add code.
     """
-    names = list(names) if names is not None else [f"activation_{i}" for i in range(len(cands))]
-    docs = list(docs) if docs is not None else [""] * len(cands)
+    names = list(names or [])
+    names += [f"activation_{i}" for i in range(len(names), len(cands))]
+    docs = list(docs or []) + [""] * len(cands)
     seen: set[str] = set()
     parts = [_docstring(header, "") + "\nfrom __future__ import annotations\n\n" + _PRELUDE]
     exports = []

@@ -1,0 +1,299 @@
+"""Train K candidates at once as one stacked network (population-batched evaluation).
+
+On a small CPU a 100-unit layer is far too small to keep the cores busy; per-call overhead
+dominates. Stacking K child networks turns K small matmuls into one ``torch.baddbmm`` (MLP weights
+shaped (K, in, out)) and K small convolutions into one grouped convolution (``groups=K``), so the
+per-step overhead is paid once per population instead of once per candidate.
+
+Exactness: member k is built by :func:`actsearch.models.build_model` with its own seed (the same
+call :func:`actsearch.train.train_one` makes), reads the same minibatches (:func:`batch_order`), and
+the loss is the SUM of per-member mean losses, so d(loss)/d(theta_k) is member k's own gradient.
+Adam and SGD act elementwise, so one optimizer step over the stacked tensors is K independent
+steps. Member k therefore follows the trajectory it would follow alone, up to float rounding
+(bmm vs mm). A member whose loss or gradient is non-finite, or that ``report`` prunes, is removed
+from the stack (parameters, gradients and optimizer state are compacted) before the update, so it
+cannot poison the others. Dropout masks are drawn for the stack as a whole: with dropout the
+members match their solo runs in distribution only.
+
+Each member keeps its own activation module per layer (its own β), applied to its (N, C, ...)
+slice. The time limit is per candidate, amortized: a population of K may run K x ``time_limit``.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import ActivationSpec
+from .data import Dataset
+from .models import build_model
+from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
+                    make_optimizer, resolve_device)
+
+__all__ = ["train_population", "StackedNet"]
+
+
+class StackedNet:
+    """K child networks of one architecture held as stacked tensors with a leading member dim."""
+
+    def __init__(self, models: Sequence[nn.Module], kind: str, dropout: float, input_shape: Sequence[int]) -> None:
+        first = models[0]
+        self.kind, self.dropout, self.input_shape = kind, dropout, tuple(input_shape)
+        self.conv_args = ({"stride": first.layers[0].stride, "padding": first.layers[0].padding}
+                          if kind == "cnn" else {})
+        self.conv = (F.conv1d if isinstance(first.layers[0], nn.Conv1d) else F.conv2d) if kind == "cnn" else None
+        self.widths = [layer.out_features if kind == "mlp" else layer.out_channels for layer in first.layers]
+        self.norm_kind = type(first.norms[0]).__name__  # Identity | BatchNorm* | LayerNorm | GroupNorm
+        self.eps = getattr(first.norms[0], "eps", 1e-5)
+        self.momentum = getattr(first.norms[0], "momentum", 0.1)
+        stack = lambda ts: torch.stack([t.detach() for t in ts]).contiguous()  # noqa: E731
+        # Linear weights are (out, in); bmm wants (K, in, out). Conv weights stay (K, out, in, *k).
+        self.params: dict[str, torch.Tensor] = {}
+        self.buffers: dict[str, torch.Tensor] = {}
+        for i in range(len(self.widths)):
+            ws = [m.layers[i].weight for m in models]
+            self.params[f"w{i}"] = stack([w.t() for w in ws] if kind == "mlp" else ws)
+            self.params[f"b{i}"] = stack([m.layers[i].bias for m in models])
+            if self.norm_kind != "Identity":
+                self.params[f"g{i}"] = stack([m.norms[i].weight for m in models])
+                self.params[f"n{i}"] = stack([m.norms[i].bias for m in models])
+            if self.norm_kind.startswith("BatchNorm"):
+                self.buffers[f"rm{i}"] = stack([m.norms[i].running_mean for m in models])
+                self.buffers[f"rv{i}"] = stack([m.norms[i].running_var for m in models])
+        self.params["hw"] = stack([m.head.weight.t() for m in models])
+        self.params["hb"] = stack([m.head.bias for m in models])
+        for p in self.params.values():
+            p.requires_grad_(True)
+        self.acts: list[list[nn.Module]] = [list(m.acts) for m in models]  # [member][layer]
+        self.training = True
+
+    @property
+    def k(self) -> int:
+        return self.params["hb"].shape[0]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values()) + [p for acts in self.acts for a in acts for p in a.parameters()]
+
+    def act_params(self) -> list[list[torch.Tensor]]:
+        return [[p for a in acts for p in a.parameters() if p.requires_grad] for acts in self.acts]
+
+    def keep(self, keep: list[int]) -> None:
+        """Drop every member not in ``keep`` (positions in the current stack), in place."""
+        idx = torch.tensor(keep, device=self.params["hb"].device)
+        for name, p in self.params.items():
+            q = p.detach().index_select(0, idx).requires_grad_(True)
+            if p.grad is not None:
+                q.grad = p.grad.index_select(0, idx)
+            self.params[name] = q
+        for name, b in self.buffers.items():
+            self.buffers[name] = b.index_select(0, idx)
+        self.acts = [self.acts[i] for i in keep]
+
+    # ------------------------------------------------------------------------------- forward
+    def _activate(self, h: torch.Tensor, layer: int, dim: int) -> torch.Tensor:
+        # split/unbind + cat/stack: the backward of a split is one cat, not K zero-filled scatters.
+        if dim == 0:
+            return torch.stack([acts[layer](x) for acts, x in zip(self.acts, h.unbind(0))])
+        parts = h.split(self.widths[layer], dim=1)
+        return torch.cat([acts[layer](x) for acts, x in zip(self.acts, parts)], dim=1)
+
+    def _norm_mlp(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        k, n, c = h.shape
+        if self.norm_kind.startswith("BatchNorm"):  # per (member, channel) statistics over the batch
+            flat = h.transpose(0, 1).reshape(n, k * c)
+            out = F.batch_norm(flat, self.buffers[f"rm{i}"].view(-1), self.buffers[f"rv{i}"].view(-1),
+                               self.params[f"g{i}"].reshape(-1), self.params[f"n{i}"].reshape(-1),
+                               self.training, self.momentum, self.eps)
+            return out.view(n, k, c).transpose(0, 1)
+        h = F.layer_norm(h, (c,), eps=self.eps)
+        return h * self.params[f"g{i}"][:, None, :] + self.params[f"n{i}"][:, None, :]
+
+    def _norm_cnn(self, h: torch.Tensor, i: int) -> torch.Tensor:
+        g, b = self.params[f"g{i}"].reshape(-1), self.params[f"n{i}"].reshape(-1)
+        if self.norm_kind.startswith("BatchNorm"):
+            return F.batch_norm(h, self.buffers[f"rm{i}"].view(-1), self.buffers[f"rv{i}"].view(-1),
+                                g, b, self.training, self.momentum, self.eps)
+        return F.group_norm(h, self.k, g, b, self.eps)  # K groups = GroupNorm(1, C) per member
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (K, N, *input_shape) one batch per member, or (N, *input_shape) shared by all.
+        Returns logits (K, N, classes)."""
+        k = self.k
+        shared = x.dim() == len(self.input_shape) + 1
+        if self.kind == "mlp":
+            h = x.flatten(1).expand(k, -1, -1) if shared else x.flatten(2)
+            for i in range(len(self.widths)):
+                h = torch.baddbmm(self.params[f"b{i}"][:, None, :], h, self.params[f"w{i}"])
+                if self.norm_kind != "Identity":
+                    h = self._norm_mlp(h, i)
+                h = self._activate(h, i, 0)
+                if self.dropout:
+                    h = F.dropout(h, self.dropout, self.training)
+            return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"])
+        # CNN: members side by side on the channel dim, (N, K*C, *spatial), one grouped conv.
+        if shared:
+            h = x.repeat(1, k, *([1] * (x.dim() - 2)))
+        else:
+            h = x.transpose(0, 1).flatten(1, 2)
+        for i in range(len(self.widths)):
+            w = self.params[f"w{i}"]
+            h = self.conv(h, w.flatten(0, 1), self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
+            if self.norm_kind != "Identity":
+                h = self._norm_cnn(h, i)
+            h = self._activate(h, i, 1)
+            if self.dropout:
+                h = F.dropout(h, self.dropout, self.training)
+        h = h.reshape(h.shape[0], k, -1).transpose(0, 1)  # (K, N, C*spatial), C-major like flatten(1)
+        return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"])
+
+    @torch.no_grad()
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member accuracy (K,) on a shared set, in one batch, in eval mode."""
+        self.training = False
+        for acts in self.acts:
+            for a in acts:
+                a.eval()
+        pred = self.forward(x).argmax(-1)
+        self.training = True
+        for acts in self.acts:
+            for a in acts:
+                a.train()
+        return (pred == y).float().mean(1)
+
+
+def _rebuild_optimizer(old: torch.optim.Optimizer, old_params: list[torch.Tensor], net: StackedNet,
+                       keep: list[int], k_old: int, fid: Fidelity) -> torch.optim.Optimizer:
+    """A fresh optimizer over the compacted stack carrying the survivors' state (Adam moments,
+    step count, SGD momentum): stacked state is indexed on the member dim, activation state kept."""
+    new_params = net.parameters()
+    opt = make_optimizer(new_params, fid)
+    idx = torch.tensor(keep, device=net.params["hb"].device)
+    old_stacked = {id(p): name for name, p in zip(net.params, old_params[: len(net.params)])}
+    new_by_name = dict(net.params)
+    for p_old in old_params:
+        state = old.state.get(p_old)
+        if not state:
+            continue
+        if id(p_old) in old_stacked:
+            p_new = new_by_name[old_stacked[id(p_old)]]
+            opt.state[p_new] = {key: (v.index_select(0, idx) if torch.is_tensor(v) and v.dim() > 0
+                                      and v.shape[0] == k_old else v) for key, v in state.items()}
+        elif any(p_old is q for q in new_params):
+            opt.state[p_old] = state
+    return opt
+
+
+def train_population(
+    activations: Sequence[ActivationSpec],
+    fidelity: Fidelity | str,
+    seeds: Sequence[int],
+    device: str | torch.device = "cpu",
+    report: Callable[[int, int, float], bool] | None = None,
+    dataset: Dataset | None = None,
+    *,
+    trace: dict[int, list[float]] | None = None,
+) -> list[TrainResult]:
+    """Train ``activations[i]`` with ``seeds[i]`` for every i as one stacked network.
+
+    ``report(i, step, val_acc)`` is called at each checkpoint for each live member; True prunes
+    member i only. Results come back in input order, as :func:`train_one` would give them.
+    ``trace``, if given, maps each member index to its per-step training losses.
+    """
+    if len(activations) != len(seeds):
+        raise ValueError(f"{len(activations)} activations but {len(seeds)} seeds")
+    if not activations:
+        return []
+    fid = get_fidelity(fidelity)
+    dev = resolve_device(device)
+    data = dataset.to(dev) if dataset is not None else get_dataset(fid.dataset, dev)
+    t0 = time.perf_counter()
+    models = [build_model(fid.model, a, data.input_shape, data.num_classes, seed=s).to(dev)
+              for a, s in zip(activations, seeds)]
+    net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape)
+    del models
+    opt = make_optimizer(net.parameters(), fid)
+    lr_at(fid, 0)
+    alive = list(range(len(seeds)))  # original index of each stack position
+    orders: list[Iterator[torch.Tensor]] = [batch_order(s, len(data.y_train), fid.batch_size) for s in seeds]
+    curves: list[list[tuple[int, float]]] = [[] for _ in seeds]
+    results: dict[int, TrainResult] = {}
+    marks = checkpoints(fid)
+    budget = fid.time_limit * len(seeds)
+    losses = torch.zeros(0)
+    step = 0
+
+    def drop(done: dict[int, tuple[str, str | None]], with_test: bool) -> None:
+        """Record results for the members in ``done`` (stack positions) and compact the stack."""
+        nonlocal opt, orders, alive, losses
+        test = net.accuracy(data.x_test, data.y_test).tolist() if with_test else None
+        fin = losses.detach().tolist() if losses.numel() else None
+        for pos, (status, reason) in done.items():
+            i = alive[pos]
+            diverged = status == "diverged"
+            results[i] = TrainResult(status, curves[i][-1][1] if curves[i] else None,
+                                     None if diverged or test is None else test[pos], step,
+                                     time.perf_counter() - t0, curves[i], reason,
+                                     None if diverged or fin is None else fin[pos])
+        keep = [pos for pos in range(len(alive)) if pos not in done]
+        if keep:
+            old_params, k_old = net.parameters(), net.k
+            net.keep(keep)
+            opt = _rebuild_optimizer(opt, old_params, net, keep, k_old, fid)
+        if losses.numel():
+            losses = losses.detach()[torch.tensor(keep, dtype=torch.long, device=losses.device)]
+        orders = [orders[pos] for pos in keep]
+        alive = [alive[pos] for pos in keep]
+
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seeds[0])  # dropout masks for the stack
+        while step < fid.steps and alive:
+            idx = torch.stack([next(o) for o in orders]).to(dev, non_blocking=True)  # (K, B)
+            logits = net.forward(data.x_train[idx])
+            k, b, c = logits.shape
+            losses = F.cross_entropy(logits.reshape(k * b, c), data.y_train[idx].reshape(-1),
+                                     reduction="none").view(k, b).mean(1)
+            for p in net.parameters():
+                p.grad = None
+            losses.sum().backward()  # sum of per-member means: each member gets its own gradient
+            step += 1
+            check = losses.detach() + sum(p.grad.flatten(1).sum(1) for p in net.params.values())
+            act_p = net.act_params()
+            if any(act_p):
+                check = check + torch.stack([sum((p.grad.sum() for p in ps if p.grad is not None),
+                                                 torch.zeros((), device=dev)) for ps in act_p])
+            finite = torch.isfinite(check)
+            if not bool(finite.all().item()):  # the one host sync per step
+                bad = (~finite).nonzero().flatten().tolist()
+                loss_ok = torch.isfinite(losses.detach()).tolist()
+                done = {pos: ("diverged", f"loss is {losses[pos].item()} at step {step}" if not loss_ok[pos]
+                              else f"gradient is inf/nan at step {step}") for pos in bad}
+                drop(done, with_test=False)
+                if not alive:
+                    break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(fid, step - 1)
+            opt.step()
+            if trace is not None:
+                for i, v in zip(alive, losses.detach().tolist()):
+                    trace.setdefault(i, []).append(v)
+            if step in marks:
+                accs = net.accuracy(data.x_val, data.y_val).tolist()
+                pruned: dict[int, tuple[str, str | None]] = {}
+                for pos, (i, acc) in enumerate(zip(alive, accs)):
+                    curves[i].append((step, acc))
+                    if report is not None and report(i, step, acc):
+                        pruned[pos] = ("pruned", f"pruned at step {step} (val accuracy {acc:.4f})")
+                if pruned:
+                    drop(pruned, with_test=True)
+            if alive and time.perf_counter() - t0 > budget:
+                for pos, (i, acc) in enumerate(zip(alive, net.accuracy(data.x_val, data.y_val).tolist())):
+                    if not curves[i] or curves[i][-1][0] != step:
+                        curves[i].append((step, acc))
+                reason = f"time limit {fid.time_limit:g}s per candidate reached at step {step}"
+                drop({pos: ("timeout", reason) for pos in range(len(alive))}, with_test=True)
+        if alive:
+            drop({pos: ("ok", None) for pos in range(len(alive))}, with_test=True)
+    return [results[i] for i in range(len(seeds))]

@@ -50,12 +50,13 @@ class StackedNet:
         self.eps = getattr(first.norms[0], "eps", 1e-5)
         self.momentum = getattr(first.norms[0], "momentum", 0.1)
         stack = lambda ts: torch.stack([t.detach() for t in ts]).contiguous()  # noqa: E731
-        # Linear weights are (out, in); bmm wants (K, in, out). Conv weights stay (K, out, in, *k).
+        # Weights keep the solo layout, (K, out, in) (conv: (K, out, in, *k)); baddbmm reads the
+        # transposed view exactly as nn.Linear's addmm does, so the same BLAS path rounds the same way.
         self.params: dict[str, torch.Tensor] = {}
         self.buffers: dict[str, torch.Tensor] = {}
         for i in range(len(self.widths)):
             ws = [m.layers[i].weight for m in models]
-            self.params[f"w{i}"] = stack([w.t() for w in ws] if kind == "mlp" else ws)
+            self.params[f"w{i}"] = stack(ws)
             self.params[f"b{i}"] = stack([m.layers[i].bias for m in models])
             if self.norm_kind != "Identity":
                 self.params[f"g{i}"] = stack([m.norms[i].weight for m in models])
@@ -63,7 +64,7 @@ class StackedNet:
             if self.norm_kind.startswith("BatchNorm"):
                 self.buffers[f"rm{i}"] = stack([m.norms[i].running_mean for m in models])
                 self.buffers[f"rv{i}"] = stack([m.norms[i].running_var for m in models])
-        self.params["hw"] = stack([m.head.weight.t() for m in models])
+        self.params["hw"] = stack([m.head.weight for m in models])
         self.params["hb"] = stack([m.head.bias for m in models])
         for p in self.params.values():
             p.requires_grad_(True)
@@ -126,13 +127,13 @@ class StackedNet:
         if self.kind == "mlp":
             h = x.flatten(1).expand(k, -1, -1) if shared else x.flatten(2)
             for i in range(len(self.widths)):
-                h = torch.baddbmm(self.params[f"b{i}"][:, None, :], h, self.params[f"w{i}"])
+                h = torch.baddbmm(self.params[f"b{i}"][:, None, :], h, self.params[f"w{i}"].transpose(1, 2))
                 if self.norm_kind != "Identity":
                     h = self._norm_mlp(h, i)
                 h = self._activate(h, i, 0)
                 if self.dropout:
                     h = F.dropout(h, self.dropout, self.training)
-            return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"])
+            return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
         # CNN: members side by side on the channel dim, (N, K*C, *spatial), one grouped conv.
         if shared:
             h = x.repeat(1, k, *([1] * (x.dim() - 2)))
@@ -147,7 +148,7 @@ class StackedNet:
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
         h = h.reshape(h.shape[0], k, -1).transpose(0, 1)  # (K, N, C*spatial), C-major like flatten(1)
-        return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"])
+        return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
 
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -143,7 +143,10 @@ def batch_order(seed: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
 
 def make_optimizer(params: list[nn.Parameter], fid: Fidelity) -> torch.optim.Optimizer:
     if fid.optimizer == "adam":
-        return torch.optim.Adam(params, lr=fid.lr, weight_decay=fid.weight_decay)
+        # fused: one kernel per tensor instead of ~10 elementwise passes (3x faster on a 2-core CPU);
+        # it needs every tensor on one device of a supported type, hence the fallback.
+        fused = len({p.device for p in params}) == 1 and params[0].device.type in ("cpu", "cuda")
+        return torch.optim.Adam(params, lr=fid.lr, weight_decay=fid.weight_decay, fused=fused or None)
     if fid.optimizer == "sgd":
         return torch.optim.SGD(params, lr=fid.lr, momentum=fid.momentum, weight_decay=fid.weight_decay)
     raise ValueError(f"unknown optimizer {fid.optimizer!r}: use 'adam' or 'sgd'")

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator, Mapping
 import numpy as np
 import sympy as sp
 import torch
+from sympy.core.sympify import _sympify
 from torch import nn
 
 from .compiler import CompileError, compiled_members, print_torch
@@ -30,7 +31,8 @@ X = sp.Symbol("x", real=True)
 
 #: Degeneracy is judged on this grid: pre-activations of a normalised net live well inside it.
 PROBE_RANGE = (-6.0, 6.0)
-_GRID = torch.linspace(*PROBE_RANGE, 241, dtype=torch.float64)
+# Rounded so that 0 — where 1/x and log x break — is on it exactly (linspace gives −3e−16).
+_GRID = torch.linspace(*PROBE_RANGE, 241, dtype=torch.float64).round(decimals=12) + 0.0
 # Fingerprint points: a regular grid plus irregular points, so that functions agreeing only on a
 # lattice (sin(πx)-like coincidences) still differ.
 _FP_POINTS = torch.cat(
@@ -69,7 +71,11 @@ class Candidate:
         beta_trainable: bool = True,
         beta_per_channel: bool = True,
     ) -> None:
-        expr = sp.sympify(expr)
+        if isinstance(expr, str):
+            # sympify(text) runs it as Python: text goes through the restricted parser only.
+            raise TypeError("Candidate takes a sympy expression; parse text with actsearch.parse")
+        if not isinstance(expr, sp.Basic):
+            expr = _sympify(expr)  # numbers: strict mode never parses strings
         present = {s.name for s in expr.free_symbols}
         betas = dict(betas or {})
         unknown = present - set(betas) - {"x"}

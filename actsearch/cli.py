@@ -7,6 +7,7 @@ line on stderr and exit status 2, never a traceback. The search commands live in
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Callable, NoReturn, Sequence
 
@@ -130,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("actsearch: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `actsearch ops | head`: the reader left, which is not an error
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file: nothing to silence
+            pass
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

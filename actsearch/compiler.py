@@ -141,20 +141,39 @@ class TorchPrinter:
         return f"torch.pow({self._print(base)}, {self._print(exp)})"
 
     def _fold(self, e: sp.Expr, torch_fn: str, clamp: str) -> str:
-        """n-ary Max/Min as nested torch.maximum; a constant argument becomes a clamp."""
+        """n-ary Max/Min as nested torch.maximum; a constant argument becomes a clamp.
+
+        max(a, 0) prints as ``torch.relu``: its gradient at the tie is 0 (torch's convention),
+        where ``clamp_min`` would pass 1, and max(x,0) + e^{min(x,0)} − 1 (ELU) would get slope 2
+        at 0 instead of 1.
+        """
         consts = [a for a in e.args if a.is_number]
         others = [self._print(a) for a in e.args if not a.is_number]
         out = others[0]
         for o in others[1:]:
             out = f"{torch_fn}({out}, {o})"
         for c in consts:
-            out = f"torch.{clamp}({out}, {self._number(c)})"
+            if clamp == "clamp_min" and c == 0:
+                out = f"torch.relu({out})"
+            else:
+                out = f"torch.{clamp}({out}, {self._number(c)})"
         return out
 
     def _print_Max(self, e: sp.Max) -> str:
         return self._fold(e, "torch.maximum", "clamp_min")
 
     def _print_Min(self, e: sp.Min) -> str:
+        # min(max(a, lo), hi) is hardtanh (ReLU6 …): torch's form has gradient 0 at both ends,
+        # as F.hardtanh / F.relu6 do; nested clamps would pass 1 at the ends.
+        if len(e.args) == 2:
+            hi = next((a for a in e.args if a.is_number), None)
+            inner = next((a for a in e.args if isinstance(a, sp.Max)), None)
+            if hi is not None and inner is not None and len(inner.args) == 2:
+                lo = next((a for a in inner.args if a.is_number), None)
+                arg = next((a for a in inner.args if not a.is_number), None)
+                if lo is not None and arg is not None and bool(lo < hi):
+                    return (f"F.hardtanh({self._print(arg)}, {self._number(lo)}, "
+                            f"{self._number(hi)})")
         return self._fold(e, "torch.minimum", "clamp_max")
 
     def _print_safediv(self, e: sp.Expr) -> str:
@@ -221,6 +240,8 @@ def python_name(text: str, *, cls: bool = False) -> str:
 def _docstring(text: str, indent: str) -> str:
     """Text as a triple-quoted literal that cannot close early or smuggle code."""
     safe = text.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "")
+    # Control characters (NUL makes the file uncompilable) become escapes inside the literal.
+    safe = re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", safe)
     lines = safe.strip().splitlines() or [""]
     if len(lines) == 1:
         return f'{indent}"""{lines[0]}"""'
@@ -283,17 +304,19 @@ def module_source(
     names = list(names or [])
     names += [f"activation_{i}" for i in range(len(names), len(cands))]
     docs = list(docs or []) + [""] * len(cands)
-    seen: set[str] = set()
+    # Identifiers the module binds or its methods read: an activation named "torch", "f" (class
+    # F), "super" or "x" (forward's argument) would shadow one and break the file.
+    taken: set[str] = {"annotations", "math", "torch", "F", "nn", "EPS", "super", "x", "self"}
     parts = [_docstring(header, "") + "\nfrom __future__ import annotations\n\n" + _PRELUDE]
     exports = []
     for cand, name, doc in zip(cands, names, docs):
-        base = python_name(name)
+        base = python_name(name)[:50]  # room for a suffix under python_name's 60-char cap
         unique = base
         for i in itertools.count(2):
-            if unique not in seen:
+            if python_name(unique) not in taken and python_name(unique, cls=True) not in taken:
                 break
             unique = f"{base}_{i}"
-        seen.add(unique)
+        taken.update((python_name(unique), python_name(unique, cls=True)))
         parts.append(_activation_source(cand, unique, doc))
         exports += [python_name(unique), python_name(unique, cls=True)]
     parts.append(f"\n\n__all__ = {exports!r}\n")

@@ -116,7 +116,9 @@ _ROWS: list[Op] = [
        lambda x: sp.Float(1.0507009873554805) * (
            sp.Max(x, 0) + sp.Float(1.6732632423543772) * (sp.exp(sp.Min(x, 0)) - 1)),
        group="named"),
-    _u("leaky_relu", "max(x, 0.1x)", lambda x: sp.Max(x, x / 10), group="named",
+    # max(x, 0) + 0.1·min(x, 0) rather than max(x, 0.1x): same values, and slope 0.1 at 0 as in
+    # F.leaky_relu (torch.maximum splits a tie's gradient: 0.55).
+    _u("leaky_relu", "max(x, 0.1x)", lambda x: sp.Max(x, 0) + sp.Min(x, 0) / 10, group="named",
        aliases=("leakyrelu", "lrelu")),
     _u("relu6", "min(max(x, 0), 6)", lambda x: sp.Min(sp.Max(x, 0), 6), group="named"),
     _u("hardtanh", "min(max(x, −1), 1)", lambda x: sp.Min(sp.Max(x, -1), 1), group="named"),

@@ -1,0 +1,122 @@
+"""The population-batched engine: each member must follow its solo trajectory (train_one)."""
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from actsearch.models import ModelSpec
+from actsearch.population import train_population
+from actsearch.train import Fidelity, get_fidelity, train_one
+
+
+class ChannelSwish(nn.Module):
+    """x * sigmoid(beta x) with a per-channel trainable beta (Ramachandran et al. 2017)."""
+
+    def __init__(self, num_channels: int) -> None:
+        super().__init__()
+        self.beta = nn.Parameter(torch.ones(num_channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(self.beta.view(1, -1, *([1] * (x.dim() - 2))) * x)
+
+
+class ExpExp(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(torch.exp(3 * x))
+
+
+ACTS: list[Any] = ["relu", "tanh", ChannelSwish, lambda c: nn.GELU()]
+SMOKE = get_fidelity("smoke").replace(steps=100, eval_every=50)
+
+
+def _compare(fid: Fidelity, acts: list[Any], seeds: list[int]) -> None:
+    trace: dict[int, list[float]] = {}
+    pop = train_population(acts, fid, seeds, trace=trace)
+    for i, (act, seed) in enumerate(zip(acts, seeds)):
+        solo_trace: list[float] = []
+        solo = train_one(act, fid, seed=seed, trace=solo_trace)
+        assert pop[i].status == solo.status == "ok"
+        assert len(trace[i]) == len(solo_trace) == fid.steps
+        worst = max(abs(a - b) for a, b in zip(trace[i], solo_trace))
+        assert worst < 1e-4, f"member {i} ({act}) drifts from its solo run by {worst}"
+        assert [s for s, _ in pop[i].curve] == [s for s, _ in solo.curve]
+        # 1e-4 in the loss can still flip a borderline test example or two (200 examples)
+        assert abs(pop[i].test_accuracy - solo.test_accuracy) <= 0.0151  # type: ignore[operator]
+
+
+def test_mlp_members_follow_their_solo_trajectories() -> None:
+    _compare(SMOKE, ACTS, [0, 1, 2, 3])
+
+
+def test_same_activation_different_seeds() -> None:
+    _compare(SMOKE.replace(steps=40), ["relu", "relu"], [5, 6])
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_normalized_mlp_matches(norm: str) -> None:
+    _compare(SMOKE.replace(model=ModelSpec(widths=(16, 16), norm=norm), steps=60), ACTS[:3], [0, 1, 2])
+
+
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_cnn_members_follow_their_solo_trajectories(norm: str) -> None:
+    fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(6, 8, 8), norm=norm), steps=60, eval_every=30)
+    _compare(fid, ACTS[:3], [0, 1, 2])
+
+
+def test_diverged_member_does_not_poison_the_others() -> None:
+    acts: list[Any] = ["relu", ExpExp, "tanh"]
+    pop = train_population(acts, SMOKE, [0, 1, 2])
+    bad = train_one(ExpExp, SMOKE, seed=1)
+    assert pop[1].status == "diverged" == bad.status and pop[1].steps == bad.steps
+    assert pop[1].reason == bad.reason and pop[1].test_accuracy is None
+    for i in (0, 2):
+        solo = train_one(acts[i], SMOKE, seed=i)
+        assert pop[i].status == "ok" and pop[i].steps == SMOKE.steps
+        assert abs(pop[i].final_loss - solo.final_loss) < 1e-4  # type: ignore[operator]
+        assert [s for s, _ in pop[i].curve] == [s for s, _ in solo.curve]
+        assert [a for _, a in pop[i].curve] == pytest.approx([a for _, a in solo.curve], abs=0.02)
+
+
+def test_huge_lr_member_diverges_alone() -> None:
+    fid = SMOKE.replace(optimizer="sgd", lr=1e12, steps=30)
+    res = train_population(["relu", "tanh"], fid, [0, 1])
+    solo = train_one("relu", fid, seed=0)
+    assert res[0].status == "diverged" and res[0].steps == solo.steps
+
+
+def test_report_prunes_one_member_only() -> None:
+    calls: list[tuple[int, int]] = []
+
+    def report(i: int, step: int, acc: float) -> bool:
+        calls.append((i, step))
+        return i == 1 and step >= 50
+
+    res = train_population(ACTS[:3], SMOKE, [0, 1, 2], report=report)
+    assert res[1].status == "pruned" and res[1].steps == 50 and res[1].test_accuracy is not None
+    assert [r.status for r in (res[0], res[2])] == ["ok", "ok"]
+    assert (1, 100) not in calls and (0, 100) in calls and (2, 50) in calls
+    solo = train_one(ACTS[2], SMOKE, seed=2)
+    assert abs(res[2].final_loss - solo.final_loss) < 1e-4  # type: ignore[operator]
+
+
+def test_time_limit_and_argument_checks() -> None:
+    res = train_population(["relu", "tanh"], SMOKE.replace(time_limit=0.0), [0, 1])
+    assert [r.status for r in res] == ["timeout", "timeout"] and res[0].steps == 1
+    assert train_population([], SMOKE, []) == []
+    with pytest.raises(ValueError, match="seeds"):
+        train_population(["relu"], SMOKE, [0, 1])
+
+
+@pytest.mark.slow
+def test_long_runs_match_in_distribution() -> None:
+    """Over thousands of steps rounding makes trajectories part; the mean accuracy must not."""
+    fid = get_fidelity("quick").replace(steps=1500, eval_every=1500)
+    seeds = list(range(8))
+    pop = train_population(["relu"] * 8, fid, seeds)
+    solo = [train_one("relu", fid, seed=s) for s in seeds]
+    gap = statistics.mean(r.test_accuracy for r in pop) - statistics.mean(r.test_accuracy for r in solo)  # type: ignore[misc]
+    assert abs(gap) < 0.01

@@ -1,0 +1,101 @@
+"""The single-candidate trainer: determinism, divergence, pruning, time limit, presets."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from actsearch.errors import ActsearchError
+from actsearch.models import ModelSpec
+from actsearch.train import FIDELITIES, Fidelity, get_fidelity, resolve_device, train_one
+
+
+class ExpExp(nn.Module):
+    """exp(exp(x)) overflows float32 for x > ~4.5: a candidate that must be caught as diverged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.exp(torch.exp(3 * x))
+
+
+SMOKE = get_fidelity("smoke")
+
+
+def test_same_seed_is_bitwise_identical() -> None:
+    a, b = train_one("tanh", SMOKE, seed=3), train_one("tanh", SMOKE, seed=3)
+    assert a.curve == b.curve and a.final_loss == b.final_loss and a.test_accuracy == b.test_accuracy
+    c = train_one("tanh", SMOKE, seed=4)
+    assert c.final_loss != a.final_loss
+
+
+def test_dropout_and_batchnorm_runs_are_deterministic_too() -> None:
+    fid = SMOKE.replace(model=ModelSpec(widths=(16, 16), norm="batch", dropout=0.2))
+    a, b = train_one("relu", fid, seed=1), train_one("relu", fid, seed=1)
+    assert a.status == "ok" and a.final_loss == b.final_loss and a.curve == b.curve
+
+
+def test_smoke_learns_and_reports_checkpoints() -> None:
+    seen: list[tuple[int, float]] = []
+    r = train_one("relu", SMOKE, seed=0, report=lambda s, acc: seen.append((s, acc)) or False)
+    assert r.status == "ok" and r.steps == SMOKE.steps and r.reason is None
+    assert [s for s, _ in r.curve] == [20, 40, 60] and seen == r.curve
+    assert r.val_accuracy == r.curve[-1][1] and r.val_accuracy > 0.7 and r.test_accuracy > 0.7
+    assert r.final_loss is not None and r.final_loss < 1.0 and r.seconds > 0
+
+
+def test_cnn_child_trains() -> None:
+    fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(8, 8, 8)), steps=40)
+    r = train_one("relu", fid, seed=0)
+    assert r.status == "ok" and r.test_accuracy > 0.4  # 4 classes, 0.25 is chance
+
+
+def test_overflowing_activation_is_diverged_with_its_step() -> None:
+    r = train_one(ExpExp, SMOKE, seed=0)
+    assert r.status == "diverged" and r.test_accuracy is None
+    assert r.steps == 1 and r.reason is not None and "at step 1" in r.reason
+    assert ("inf" in r.reason or "nan" in r.reason)
+
+
+def test_huge_learning_rate_is_diverged() -> None:
+    r = train_one("relu", SMOKE.replace(optimizer="sgd", lr=1e12), seed=0)
+    assert r.status == "diverged" and 1 < r.steps < SMOKE.steps
+    assert r.reason is not None and r.reason.endswith(f"at step {r.steps}")
+
+
+def test_report_true_prunes() -> None:
+    r = train_one("relu", SMOKE, seed=0, report=lambda step, acc: step >= 40)
+    assert r.status == "pruned" and r.steps == 40 and [s for s, _ in r.curve] == [20, 40]
+    assert r.test_accuracy is not None and "pruned at step 40" in (r.reason or "")
+
+
+def test_time_limit_is_honoured() -> None:
+    r = train_one("relu", SMOKE.replace(time_limit=0.0), seed=0)
+    assert r.status == "timeout" and r.steps == 1 and r.curve[-1][0] == 1
+
+
+def test_fidelity_presets() -> None:
+    assert {"smoke", "quick", "standard", "full"} <= set(FIDELITIES)
+    quick = get_fidelity("quick")
+    assert quick.model.kind == "mlp" and quick.model.widths == (100, 100)
+    assert (quick.optimizer, quick.lr, quick.batch_size) == ("adam", 1e-2, 100)
+    std = get_fidelity("standard")
+    assert std.model.kind == "cnn" and len(std.model.widths) == 3 and std.dataset == "mnist1d"
+    assert get_fidelity("full").seeds > 1 and get_fidelity("full").steps > std.steps
+    assert get_fidelity(quick) is quick
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        quick.lr = 1.0  # type: ignore[misc]
+
+
+def test_unknown_fidelity_suggests() -> None:
+    with pytest.raises(ActsearchError, match="did you mean 'standard'"):
+        get_fidelity("standart")
+    with pytest.raises(ActsearchError):
+        train_one("relu", "fast")
+
+
+def test_device_auto_and_bad_optimizer() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    with pytest.raises(ValueError, match="optimizer"):
+        train_one("relu", Fidelity("x", ModelSpec(widths=(4,)), dataset="tiny", optimizer="lbfgs", steps=2))

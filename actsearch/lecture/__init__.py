@@ -18,6 +18,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..errors import ActsearchError
 from ._common import Context, Experiment, ExperimentResult
@@ -33,7 +34,7 @@ class UnknownExperimentError(ActsearchError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _lazy(module: str) -> "callable":  # type: ignore[valid-type]
+def _lazy(module: str) -> Callable[[Context], ExperimentResult]:
     def run(ctx: Context) -> ExperimentResult:
         return importlib.import_module(f".{module}", __name__).run(ctx)
 

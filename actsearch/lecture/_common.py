@@ -9,7 +9,6 @@ laid next to the slide's.
 from __future__ import annotations
 
 import csv
-import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,9 +241,3 @@ def sgd_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, 
         probe(len(losses))
     return losses
 
-
-def threads() -> None:
-    """Two shared cores: more intra-op threads than cores only adds contention."""
-    n = int(os.environ.get("ACTSEARCH_THREADS", "0") or 0)
-    if n:
-        torch.set_num_threads(n)

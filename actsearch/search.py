@@ -1,0 +1,594 @@
+"""The search: batched ask/tell over an Optuna study, candidates trained as one population.
+
+One step of a worker (:func:`run_worker`): ask the study for a batch of K trials
+(``study.ask()`` K times; the sampler sees the earlier ones running, TPE through its constant
+liar), build each trial's candidate from the grammar, and sort the batch:
+
+- degenerate (constant, non-finite, no x …) → told ``FAIL`` with the reason, never trained;
+- equivalent (same :attr:`Candidate.key`) to a trial the study already finished → told that
+  trial's values (or its failure), ``duplicate_of`` = its number, never trained;
+- equivalent to a trial still running (in this batch, or in another worker with a lower trial
+  number) → waits for it and then copies it;
+- otherwise trained: all of them together with :func:`actsearch.population.train_population`,
+  every candidate on the same seeds. Checkpoints are reported to the trial; a member whose trial
+  the pruner stops leaves the stack at once. Then ``study.tell``.
+
+What each trial records is in its user attributes (see :func:`_describe` and :func:`_record`);
+the f/f′ plot of every trained candidate is an Optuna artifact. Known activations are reference
+points: those the space can express are enqueued as its first trials, the others are trained
+once at creation beside the space and kept in the study's user attribute ``references`` (they
+are not trials: a sampler must only see points of its own space).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import signal
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from .candidate import Candidate
+from .grammar import Space
+from .samplers import activation_cost, population_seeds
+from .storage import SearchSettings
+from .train import Fidelity, TrainResult, get_fidelity
+
+__all__ = ["REFERENCES", "REFERENCES_ATTR", "fidelity_for", "run_worker", "run_search", "setup_references",
+           "Batch", "cleanup_run"]
+
+#: Reference activations: name -> expression. Swish and ReLU are the ones the paper compares with.
+REFERENCES: dict[str, str] = {
+    "relu": "relu(x)", "swish": "x*sigmoid(beta*x)", "silu": "x*sigmoid(x)", "gelu": "gelu(x)",
+    "tanh": "tanh(x)", "elu": "elu(x)",
+}
+REFERENCES_ATTR = "references"
+#: Spaces up to this many structures are searched for each reference (paper-1: 6,250 in ~12 s).
+REFERENCE_SEARCH_LIMIT = 20_000
+_EVALUATED_FAILURES = ("degenerate", "diverged", "error")  # a FAIL that says something about f
+OnTrial = Callable[[FrozenTrial], None]
+
+
+def fidelity_for(settings: SearchSettings) -> Fidelity:
+    return get_fidelity(settings.fidelity).replace(dataset=settings.dataset)
+
+
+# ------------------------------------------------------------------------------- references
+def setup_references(study: optuna.Study, space: Space, settings: SearchSettings, device: str = "cpu") -> None:
+    """Enqueue the references the space can express; train the rest once, beside the space."""
+    from .parser import parse
+    from .population import train_population
+
+    wanted = {name: parse(text) for name, text in REFERENCES.items()}
+    found: dict[str, dict[str, str]] = {}
+    if space.count() <= REFERENCE_SEARCH_LIMIT:
+        keys = {c.key: name for name, c in wanted.items()}
+        for choices in space.enumerate():
+            try:
+                name = keys.get(space.build(choices).key)
+            except Exception:
+                continue
+            if name is not None and name not in found:
+                found[name] = choices
+                if len(found) == len(wanted):
+                    break
+    for name, params in found.items():
+        study.enqueue_trial(params, user_attrs={"reference": name})
+    outside = [n for n in wanted if n not in found]
+    if not outside:
+        study.set_user_attr(REFERENCES_ATTR, {})
+        return
+    seeds = population_seeds(settings.seed, settings.seeds)
+    acts = [wanted[n] for n in outside for _ in seeds]
+    results = train_population(acts, fidelity_for(settings), list(seeds) * len(outside), device=device)
+    table: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(outside):
+        rs = results[i * len(seeds):(i + 1) * len(seeds)]
+        table[name] = {"expression": REFERENCES[name], "status": _status(rs)[0], **_accuracies(rs),
+                       "in_space": False}
+    study.set_user_attr(REFERENCES_ATTR, table)
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _status(rs: list[TrainResult]) -> tuple[str, str | None]:
+    for r in rs:
+        if r.status == "diverged":
+            return "diverged", r.reason
+    for r in rs:
+        if r.status in ("pruned", "timeout"):
+            return r.status, r.reason
+    return "ok", None
+
+
+def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample std; the std is None for a single seed (nothing to estimate it from)."""
+    xs = [x for x in xs if x is not None and math.isfinite(x)]
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
+
+
+def _accuracies(rs: list[TrainResult]) -> dict[str, Any]:
+    val_m, val_s = _mean_std([r.val_accuracy for r in rs])  # type: ignore[misc]
+    test_m, test_s = _mean_std([r.test_accuracy for r in rs])  # type: ignore[misc]
+    return {"accuracy_mean": val_m, "accuracy_std": val_s, "val_accuracies": [r.val_accuracy for r in rs],
+            "test_accuracy_mean": test_m, "test_accuracy_std": test_s,
+            "train_seconds": round(max(r.seconds for r in rs), 3), "steps": max(r.steps for r in rs)}
+
+
+def _safe_set(trial: Trial, key: str, value: Any) -> None:
+    try:
+        trial.set_user_attr(key, value)
+    except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        pass  # finished meanwhile (another process cleaned up after an interrupt)
+
+
+@dataclass(eq=False)  # identity semantics: items are used as set members
+class _Item:
+    trial: Trial
+    cand: Candidate | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    leader: _Item | None = None  # an equivalent trial whose result this one copies
+    wait_for: int | None = None  # trial number running in another worker
+    members: list[int] = field(default_factory=list)  # population indices (one per seed)
+    pruned: bool = False
+    done: bool = False
+
+
+class _Reporter:
+    """Turns the engine's per-member checkpoints into per-trial reports and prune decisions.
+
+    With several seeds a trial reports the mean over its seeds at a step once every live member
+    has reported it. The engine reports members in ascending index order and silently drops a
+    diverged one, so a member that has not reported step s when a later member does is gone.
+    """
+
+    def __init__(self, items: list[_Item], prune: bool) -> None:
+        self.items, self.prune = items, prune
+        self.owner = {m: it for it in items for m in it.members}
+        self.last: dict[int, int] = {}  # member -> last step reported
+        self.accs: dict[tuple[int, int], dict[int, float]] = {}  # (trial, step) -> member -> acc
+        self.dead: set[int] = set()
+        self.sent: set[tuple[int, int]] = set()
+
+    def __call__(self, i: int, step: int, acc: float) -> bool:
+        for j in range(i):  # anyone before i that missed this checkpoint has left the stack
+            if self.last.get(j, 0) < step:
+                self.dead.add(j)
+        self.last[i] = step
+        item = self.owner[i]
+        self.accs.setdefault((item.trial.number, step), {})[i] = acc
+        for other in {self.owner[j] for j in range(i + 1)}:
+            self._flush(other, step)
+        return item.pruned
+
+    def _flush(self, item: _Item, step: int) -> None:
+        key = (item.trial.number, step)
+        live = [m for m in item.members if m not in self.dead]
+        got = self.accs.get(key, {})
+        if key in self.sent or not live or any(m not in got for m in live):
+            return
+        self.sent.add(key)
+        if item.pruned:
+            return
+        item.trial.report(statistics.fmean(got.values()), step)
+        if self.prune and item.trial.should_prune():
+            item.pruned = True
+
+
+# --------------------------------------------------------------------------------------- batch
+class Batch:
+    """One ask/tell round; :meth:`abort` fails whatever it has not told (Ctrl-C)."""
+
+    def __init__(self, study: optuna.Study, space: Space, settings: SearchSettings, *, device: str,
+                 store: Any, run_id: str, plots: bool, on_trial: OnTrial | None) -> None:
+        self.study, self.space, self.settings = study, space, settings
+        self.device, self.store, self.run_id, self.plots, self.on_trial = device, store, run_id, plots, on_trial
+        self.fidelity = fidelity_for(settings)
+        self.seeds = list(population_seeds(settings.seed, settings.seeds))
+        self.items: list[_Item] = []
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+
+    # ---- ask
+    def ask(self) -> _Item:
+        trial = self.study.ask()
+        item = _Item(trial)
+        self.items.append(item)
+        _safe_set(trial, "run", self.run_id)
+        _safe_set(trial, "worker", self.worker)
+        try:
+            item.cand = self.space.suggest(trial)
+        except Exception as exc:  # the grammar produced something the compiler refuses
+            self._fail(item, "error", f"cannot build the candidate: {exc}")
+            return item
+        self._describe(item)
+        return item
+
+    def _describe(self, item: _Item) -> None:
+        cand = item.cand
+        assert cand is not None
+        attrs = {"expression": cand.text, "latex": cand.latex, "key": cand.key,
+                 "structure": self.space.expression_text(item.trial.params),
+                 "core_units": cand.core_units, "op_count": cand.op_count()}
+        for k, v in attrs.items():
+            _safe_set(item.trial, k, v)
+
+    # ---- sort
+    def classify(self, index: dict[str, FrozenTrial], running: dict[str, int]) -> None:
+        """Decide for each asked trial: fail, copy, wait or train (see the module doc)."""
+        leaders: dict[str, _Item] = {}
+        for item in self.items:
+            if item.done or item.cand is None:
+                continue
+            reason = item.cand.degenerate_reason
+            if reason is not None:
+                self._fail(item, "degenerate", reason)
+                continue
+            key = item.cand.key
+            if key in index:
+                self._copy(item, index[key])
+            elif key in leaders:
+                item.leader = leaders[key]
+            elif running.get(key, item.trial.number) < item.trial.number:
+                item.wait_for = running[key]
+            else:
+                leaders[key] = item
+
+    # ---- train
+    def train(self) -> None:
+        from .population import train_population
+
+        todo = [it for it in self.items if not it.done and it.leader is None and it.wait_for is None
+                and it.cand is not None]
+        if not todo:
+            return
+        acts: list[Any] = []
+        for it in todo:
+            it.members = list(range(len(acts), len(acts) + len(self.seeds)))
+            acts += [it.cand] * len(self.seeds)
+        reporter = _Reporter(todo, prune=not self.settings.multi_objective)
+        seeds = self.seeds * len(todo)
+        try:
+            results = train_population(acts, self.fidelity, seeds, device=self.device, report=reporter)
+        except Exception:  # one bad member must not sink the batch: retry them one at a time
+            results = self._train_one_by_one(acts, seeds)
+        for it in todo:
+            self._finish(it, [results[m] for m in it.members], reporter)
+        for it in self.items:  # trials equivalent to one trained here copy its outcome
+            if it.leader is not None and not it.done:
+                self._copy(it, self.study._storage.get_trial(it.leader.trial._trial_id))
+
+    def _train_one_by_one(self, acts: list[Any], seeds: list[int]) -> list[TrainResult]:
+        from .train import train_one
+
+        out = []
+        for act, seed in zip(acts, seeds):
+            try:
+                out.append(train_one(act, self.fidelity, seed=seed, device=self.device))
+            except Exception as exc:
+                out.append(TrainResult("error", None, None, 0, 0.0, [], f"training raised {type(exc).__name__}: {exc}"))
+        return out
+
+    def _finish(self, item: _Item, rs: list[TrainResult], reporter: _Reporter) -> None:
+        status, reason = _status(rs)
+        if any(r.status == "error" for r in rs):
+            status, reason = "error", next(r.reason for r in rs if r.status == "error")
+        attrs = {"status": status, **_accuracies(rs), "seeds": self.seeds, "trained_with": len(reporter.owner)}
+        if reason:
+            attrs["fail_reason" if status in _EVALUATED_FAILURES else "note"] = reason
+        for k, v in attrs.items():
+            _safe_set(item.trial, k, v)
+        if status in _EVALUATED_FAILURES:
+            self._tell(item, state=TrialState.FAIL)
+            return
+        if not self.settings.multi_objective:  # checkpoints the reporter could not flush (last member gone)
+            for step, acc in rs[0].curve:
+                if (item.trial.number, step) not in reporter.sent and len(rs) == 1:
+                    item.trial.report(acc, step)
+        self._plot(item)
+        if item.pruned or status == "pruned":
+            self._tell(item, state=TrialState.PRUNED)
+            return
+        values: list[float] = [attrs["accuracy_mean"]]
+        if self.settings.multi_objective:
+            assert item.cand is not None
+            cost = activation_cost(item.cand, self.settings.cost)
+            _safe_set(item.trial, "cost", cost)
+            values.append(cost)
+        self._tell(item, values=values)
+
+    def _plot(self, item: _Item) -> None:
+        if not self.plots or self.store is None or item.cand is None:
+            return
+        from .plots import plot_function
+
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                path = plot_function(item.cand, os.path.join(d, f"trial-{item.trial.number}-f.png"))
+                optuna.artifacts.upload_artifact(artifact_store=self.store, file_path=str(path),
+                                                 study_or_trial=item.trial, mimetype="image/png")
+        except Exception as exc:  # a plot is a convenience, never a reason to lose a trial
+            _safe_set(item.trial, "plot_error", f"{type(exc).__name__}: {exc}")
+
+    # ---- tell
+    def _copy(self, item: _Item, orig: FrozenTrial) -> None:
+        """Tell ``item`` what the equivalent trial ``orig`` got, without training."""
+        _safe_set(item.trial, "duplicate_of", orig.number)
+        for k in ("status", "accuracy_mean", "accuracy_std", "val_accuracies", "test_accuracy_mean",
+                  "test_accuracy_std", "seeds", "fail_reason", "cost"):
+            if k in orig.user_attrs:
+                _safe_set(item.trial, k, orig.user_attrs[k])
+        if orig.state == TrialState.COMPLETE:
+            self._tell(item, values=list(orig.values))
+        elif orig.state == TrialState.PRUNED:
+            for step, v in sorted(orig.intermediate_values.items()):
+                item.trial.report(v, step)
+            self._tell(item, state=TrialState.PRUNED)
+        else:
+            self._tell(item, state=TrialState.FAIL)
+
+    def _fail(self, item: _Item, status: str, reason: str) -> None:
+        _safe_set(item.trial, "status", status)
+        _safe_set(item.trial, "fail_reason", reason)
+        self._tell(item, state=TrialState.FAIL)
+
+    def _tell(self, item: _Item, values: list[float] | None = None, state: TrialState | None = None) -> None:
+        frozen = self.study.tell(item.trial, values=values, state=state, skip_if_finished=True)
+        item.done = True
+        if self.on_trial is not None:
+            self.on_trial(frozen)
+
+    def abort(self, reason: str = "interrupted") -> None:
+        """Fail every trial of the batch not yet told — kept in the study, not lost."""
+        for item in self.items:
+            if not item.done:
+                _safe_set(item.trial, "status", "interrupted")
+                _safe_set(item.trial, "fail_reason", reason)
+                self._tell(item, state=TrialState.FAIL)
+
+
+def _index(study: optuna.Study, exclude: set[int]) -> tuple[dict[str, FrozenTrial], dict[str, int]]:
+    """key -> finished trial that evaluated it (COMPLETE over PRUNED over evaluated FAIL), and
+    key -> lowest running trial number."""
+    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+    done: dict[str, FrozenTrial] = {}
+    running: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        key = t.user_attrs.get("key")
+        if key is None or t.number in exclude:
+            continue
+        if t.state == TrialState.RUNNING:
+            running[key] = min(running.get(key, t.number), t.number)
+        elif t.state in rank and (t.state != TrialState.FAIL or t.user_attrs.get("status") in _EVALUATED_FAILURES):
+            if "duplicate_of" in t.user_attrs and key in done:
+                continue
+            best = done.get(key)
+            if best is None or (rank[t.state], t.number) < (rank[best.state], best.number):
+                done[key] = t
+    return done, running
+
+
+def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
+               batch: int = 8, device: str = "cpu", store: Any = None, run_id: str = "",
+               plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0) -> int:
+    """Ask/evaluate/tell ``n_trials`` trials in batches of ``batch``; returns how many were asked.
+
+    KeyboardInterrupt fails the trials in flight (state FAIL, ``fail_reason`` "interrupted") and
+    is re-raised; every trial finished before it stays.
+    """
+    with warnings.catch_warnings():
+        # ask/tell with heartbeats is what a distributed search needs; Optuna warns it is unusual.
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        return _run_worker(study, settings, space, n_trials, batch=batch, device=device, store=store,
+                           run_id=run_id, plots=plots, on_trial=on_trial, poll=poll)
+
+
+def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
+                batch: int, device: str, store: Any, run_id: str, plots: bool, on_trial: OnTrial | None,
+                poll: float) -> int:
+    asked = 0
+    waiting: list[_Item] = []
+    sampler = study.sampler
+    while (asked < n_trials and not getattr(sampler, "exhausted", False)) or waiting:
+        optuna.storages.fail_stale_trials(study)
+        b = Batch(study, space, settings, device=device, store=store, run_id=run_id, plots=plots,
+                  on_trial=on_trial)
+        b.items, waiting = waiting, []
+        try:
+            while asked < n_trials and len([i for i in b.items if i.wait_for is None]) < batch:
+                b.ask()
+                asked += 1
+                if getattr(sampler, "exhausted", False):
+                    break
+            index, running = _index(study, exclude={i.trial.number for i in b.items})
+            for item in b.items:  # a trial waited for has finished: copy it, or (interrupted) train
+                if item.wait_for is not None and item.wait_for not in running.values():
+                    item.wait_for = None
+            b.classify(index, running)
+            with _Heartbeat(study, b):
+                b.train()
+        except BaseException:
+            with _sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
+                b.abort()
+            raise
+        waiting = [i for i in b.items if not i.done and i.wait_for is not None]
+        if waiting and all(i.wait_for is not None for i in b.items if not i.done) and asked >= n_trials:
+            time.sleep(poll)
+    return asked
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class _Heartbeat:
+    """Optuna records heartbeats only inside ``optimize``; ask/tell trials need their own, or a
+    crashed worker's trials would stay RUNNING forever instead of being failed and retried."""
+
+    def __init__(self, study: optuna.Study, batch: Batch) -> None:
+        self.storage, self.batch = study._storage, batch
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        if interval is None:
+            return
+        while not self.stop.is_set():
+            for item in self.batch.items:
+                if not item.done:
+                    try:
+                        self.storage.record_heartbeat(item.trial._trial_id)
+                    except Exception:
+                        pass
+            self.stop.wait(interval)
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+
+
+# -------------------------------------------------------------------------------------- driver
+@dataclass
+class RunConfig:
+    """How one invocation runs (not part of the study: may change between runs)."""
+
+    trials: int
+    workers: int = 1
+    batch: int = 8  # candidates trained together as one population
+    pruner: str = "median"
+    device: str = "cpu"
+    plots: bool = True
+    artifacts: str | None = None  # artifact folder (default: next to the storage)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+
+def _open(url: str, name: str, settings: SearchSettings | None, cfg: RunConfig, worker: int
+          ) -> tuple[optuna.Study, SearchSettings, Space, bool]:
+    from .samplers import make_pruner, make_sampler, seed_for_worker
+    from .storage import create_or_load_study, load_study, open_storage, read_settings
+
+    storage = open_storage(url)
+    if settings is None:  # a worker: everything comes from the study
+        settings = read_settings(load_study(storage, name))
+    space = settings.load_space()
+    sampler = make_sampler(settings.sampler, space, seed=seed_for_worker(settings.seed, worker), batch=cfg.batch)
+    pruner = make_pruner("none" if settings.multi_objective else cfg.pruner, fidelity_for(settings), batch=cfg.batch)
+    study, created = create_or_load_study(storage, name, settings, sampler=sampler, pruner=pruner)
+    return study, settings, space, created
+
+
+def _worker_job(url: str, name: str, cfg: RunConfig, trials: int, worker: int) -> int:
+    """One local worker process (joblib/loky): its own storage connection and sampler stream."""
+    torch_threads = max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
+    import torch
+
+    torch.set_num_threads(torch_threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study, settings, space, _ = _open(url, name, None, cfg, worker)
+    from .storage import artifact_store
+
+    return run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
+                      store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
+                      plots=cfg.plots)
+
+
+def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -> int:
+    """Fail the trials this run left RUNNING (its workers were stopped); returns how many."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("run") != run_id:
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            n += 1
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            pass
+    return n
+
+
+def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunConfig,
+               on_start: Callable[[optuna.Study, SearchSettings, int], None] | None = None,
+               on_trial: OnTrial | None = None) -> optuna.Study:
+    """Create or resume study ``name`` and run ``cfg.trials`` more trials (``settings`` None: a
+    worker joining an existing study). ``on_start(study, settings, trials)`` is called once the
+    study is ready; ``on_trial`` for each finished trial of this run (polled when workers > 1).
+
+    KeyboardInterrupt: every trial this run left running is failed, then it propagates.
+    """
+    from .samplers import ExhaustiveSampler
+    from .storage import artifact_store
+
+    study, settings, space, created = _open(url, name, settings, cfg, 0)
+    if REFERENCES_ATTR not in study.user_attrs:
+        setup_references(study, space, settings, cfg.device)
+    trials = cfg.trials
+    if isinstance(study.sampler, ExhaustiveSampler):
+        trials = min(trials, study.sampler.remaining(study))  # enqueued references are among them
+    if on_start is not None:
+        on_start(study, settings, trials)
+    try:
+        if cfg.workers <= 1:
+            run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
+                       store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
+                       plots=cfg.plots, on_trial=on_trial)
+        else:
+            _run_parallel(study, url, name, cfg, trials, on_trial)
+    except BaseException:
+        cleanup_run(study, cfg.run_id)
+        raise
+    return study
+
+
+def _run_parallel(study: optuna.Study, url: str, name: str, cfg: RunConfig, trials: int,
+                  on_trial: OnTrial | None) -> None:
+    from joblib import Parallel, delayed
+
+    shares = [trials // cfg.workers + (i < trials % cfg.workers) for i in range(cfg.workers)]
+    stop = threading.Event()
+
+    def poll() -> None:  # the workers are other processes: follow them through the storage
+        seen: set[int] = set()
+        while True:
+            last = stop.is_set()
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+                if t.number not in seen and t.user_attrs.get("run") == cfg.run_id:
+                    seen.add(t.number)
+                    if on_trial is not None:
+                        on_trial(t)
+            if last:
+                return
+            stop.wait(1.0)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        Parallel(n_jobs=cfg.workers, backend="loky")(
+            delayed(_worker_job)(url, name, cfg, share, i) for i, share in enumerate(shares) if share > 0)
+    finally:
+        stop.set()
+        watcher.join(timeout=30)

@@ -17,12 +17,61 @@ import optuna
 from optuna.trial import TrialState
 
 from .candidate import Candidate
+from .grammar import Space
 from .storage import SearchSettings, read_settings
 
-__all__ = ["Row", "leaderboard", "format_leaderboard", "study_summary", "verify", "format_verify",
+__all__ = ["REFERENCES", "REFERENCES_ATTR", "setup_references", "Row", "leaderboard", "format_leaderboard", "study_summary", "verify", "format_verify",
            "export_top"]
 
 
+#: Reference activations: name -> expression. Swish and ReLU are the ones the paper compares with.
+REFERENCES: dict[str, str] = {
+    "relu": "relu(x)", "swish": "x*sigmoid(beta*x)", "silu": "x*sigmoid(x)", "gelu": "gelu(x)",
+    "tanh": "tanh(x)", "elu": "elu(x)",
+}
+REFERENCES_ATTR = "references"
+#: Spaces up to this many structures are searched for each reference (paper-1: 6,250 in ~12 s).
+REFERENCE_SEARCH_LIMIT = 20_000
+
+
+def setup_references(study: optuna.Study, space: Space, settings: SearchSettings, device: str = "cpu") -> None:
+    """Enqueue the references the space can express; train the rest once, beside the space."""
+    from .parser import parse
+    from .population import train_population
+    from .samplers import population_seeds
+    from .search import _accuracies, _status, fidelity_for
+
+    wanted = {name: parse(text) for name, text in REFERENCES.items()}
+    found: dict[str, dict[str, str]] = {}
+    if space.count() <= REFERENCE_SEARCH_LIMIT:
+        keys = {c.key: name for name, c in wanted.items()}
+        for choices in space.enumerate():
+            try:
+                name = keys.get(space.build(choices).key)
+            except Exception:
+                continue
+            if name is not None and name not in found:
+                found[name] = choices
+                if len(found) == len(wanted):
+                    break
+    for name, params in found.items():
+        study.enqueue_trial(params, user_attrs={"reference": name})
+    outside = [n for n in wanted if n not in found]
+    if not outside:
+        study.set_user_attr(REFERENCES_ATTR, {})
+        return
+    seeds = population_seeds(settings.seed, settings.seeds)
+    acts = [wanted[n] for n in outside for _ in seeds]
+    results = train_population(acts, fidelity_for(settings), list(seeds) * len(outside), device=device)
+    table: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(outside):
+        rs = results[i * len(seeds):(i + 1) * len(seeds)]
+        table[name] = {"expression": REFERENCES[name], "status": _status(rs)[0], **_accuracies(rs),
+                       "in_space": False}
+    study.set_user_attr(REFERENCES_ATTR, table)
+
+
+# ------------------------------------------------------------------------------------ ranking
 @dataclass
 class Row:
     rank: int
@@ -51,7 +100,6 @@ class Row:
 def leaderboard(study: optuna.Study, settings: SearchSettings | None = None) -> list[Row]:
     """Every distinct completed function and every reference, best first."""
     from .parser import parse
-    from .search import REFERENCES, REFERENCES_ATTR
 
     settings = settings or read_settings(study)
     space = settings.load_space()
@@ -130,7 +178,6 @@ def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", devi
 
     from .parser import parse
     from .population import train_population
-    from .search import REFERENCES
     from .train import get_fidelity
 
     settings = read_settings(study)

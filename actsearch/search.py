@@ -13,18 +13,15 @@ liar), build each trial's candidate from the grammar, and sort the batch:
   every candidate on the same seeds. Checkpoints are reported to the trial; a member whose trial
   the pruner stops leaves the stack at once. Then ``study.tell``.
 
-What each trial records is in its user attributes (see :func:`_describe` and :func:`_record`);
-the f/f′ plot of every trained candidate is an Optuna artifact. Known activations are reference
-points: those the space can express are enqueued as its first trials, the others are trained
-once at creation beside the space and kept in the study's user attribute ``references`` (they
-are not trials: a sampler must only see points of its own space).
+What each trial records is in its user attributes (:meth:`Batch._describe`, :meth:`Batch._finish`);
+the f/f′ plot of every trained candidate is an Optuna artifact. At creation the study gets its
+reference points (ReLU, Swish …: :func:`actsearch.leaderboard.setup_references`). Local workers
+are joblib/loky processes on the same storage (:func:`run_search`).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import signal
 import socket
 import statistics
 import tempfile
@@ -33,7 +30,7 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
@@ -41,62 +38,17 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from .candidate import Candidate
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
-from .storage import SearchSettings
+from .storage import (EVALUATED_FAILURES, Heartbeat, SearchSettings, cleanup_run, evaluated_keys,
+                      sigint_ignored)
 from .train import Fidelity, TrainResult, get_fidelity
 
-__all__ = ["REFERENCES", "REFERENCES_ATTR", "fidelity_for", "run_worker", "run_search", "setup_references",
-           "Batch", "cleanup_run"]
+__all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]
 
-#: Reference activations: name -> expression. Swish and ReLU are the ones the paper compares with.
-REFERENCES: dict[str, str] = {
-    "relu": "relu(x)", "swish": "x*sigmoid(beta*x)", "silu": "x*sigmoid(x)", "gelu": "gelu(x)",
-    "tanh": "tanh(x)", "elu": "elu(x)",
-}
-REFERENCES_ATTR = "references"
-#: Spaces up to this many structures are searched for each reference (paper-1: 6,250 in ~12 s).
-REFERENCE_SEARCH_LIMIT = 20_000
-_EVALUATED_FAILURES = ("degenerate", "diverged", "error")  # a FAIL that says something about f
 OnTrial = Callable[[FrozenTrial], None]
 
 
 def fidelity_for(settings: SearchSettings) -> Fidelity:
     return get_fidelity(settings.fidelity).replace(dataset=settings.dataset)
-
-
-# ------------------------------------------------------------------------------- references
-def setup_references(study: optuna.Study, space: Space, settings: SearchSettings, device: str = "cpu") -> None:
-    """Enqueue the references the space can express; train the rest once, beside the space."""
-    from .parser import parse
-    from .population import train_population
-
-    wanted = {name: parse(text) for name, text in REFERENCES.items()}
-    found: dict[str, dict[str, str]] = {}
-    if space.count() <= REFERENCE_SEARCH_LIMIT:
-        keys = {c.key: name for name, c in wanted.items()}
-        for choices in space.enumerate():
-            try:
-                name = keys.get(space.build(choices).key)
-            except Exception:
-                continue
-            if name is not None and name not in found:
-                found[name] = choices
-                if len(found) == len(wanted):
-                    break
-    for name, params in found.items():
-        study.enqueue_trial(params, user_attrs={"reference": name})
-    outside = [n for n in wanted if n not in found]
-    if not outside:
-        study.set_user_attr(REFERENCES_ATTR, {})
-        return
-    seeds = population_seeds(settings.seed, settings.seeds)
-    acts = [wanted[n] for n in outside for _ in seeds]
-    results = train_population(acts, fidelity_for(settings), list(seeds) * len(outside), device=device)
-    table: dict[str, dict[str, Any]] = {}
-    for i, name in enumerate(outside):
-        rs = results[i * len(seeds):(i + 1) * len(seeds)]
-        table[name] = {"expression": REFERENCES[name], "status": _status(rs)[0], **_accuracies(rs),
-                       "in_space": False}
-    study.set_user_attr(REFERENCES_ATTR, table)
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -285,10 +237,10 @@ class Batch:
             status, reason = "error", next(r.reason for r in rs if r.status == "error")
         attrs = {"status": status, **_accuracies(rs), "seeds": self.seeds, "trained_with": len(reporter.owner)}
         if reason:
-            attrs["fail_reason" if status in _EVALUATED_FAILURES else "note"] = reason
+            attrs["fail_reason" if status in EVALUATED_FAILURES else "note"] = reason
         for k, v in attrs.items():
             _safe_set(item.trial, k, v)
-        if status in _EVALUATED_FAILURES:
+        if status in EVALUATED_FAILURES:
             self._tell(item, state=TrialState.FAIL)
             return
         if not self.settings.multi_objective:  # checkpoints the reporter could not flush (last member gone)
@@ -357,27 +309,6 @@ class Batch:
                 self._tell(item, state=TrialState.FAIL)
 
 
-def _index(study: optuna.Study, exclude: set[int]) -> tuple[dict[str, FrozenTrial], dict[str, int]]:
-    """key -> finished trial that evaluated it (COMPLETE over PRUNED over evaluated FAIL), and
-    key -> lowest running trial number."""
-    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
-    done: dict[str, FrozenTrial] = {}
-    running: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        key = t.user_attrs.get("key")
-        if key is None or t.number in exclude:
-            continue
-        if t.state == TrialState.RUNNING:
-            running[key] = min(running.get(key, t.number), t.number)
-        elif t.state in rank and (t.state != TrialState.FAIL or t.user_attrs.get("status") in _EVALUATED_FAILURES):
-            if "duplicate_of" in t.user_attrs and key in done:
-                continue
-            best = done.get(key)
-            if best is None or (rank[t.state], t.number) < (rank[best.state], best.number):
-                done[key] = t
-    return done, running
-
-
 def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
                batch: int = 8, device: str = "cpu", store: Any = None, run_id: str = "",
                plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0) -> int:
@@ -411,63 +342,21 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
                 asked += 1
                 if getattr(sampler, "exhausted", False):
                     break
-            index, running = _index(study, exclude={i.trial.number for i in b.items})
+            index, running = evaluated_keys(study, exclude={i.trial.number for i in b.items})
             for item in b.items:  # a trial waited for has finished: copy it, or (interrupted) train
                 if item.wait_for is not None and item.wait_for not in running.values():
                     item.wait_for = None
             b.classify(index, running)
-            with _Heartbeat(study, b):
+            with Heartbeat(study, lambda: [i.trial._trial_id for i in b.items if not i.done]):
                 b.train()
         except BaseException:
-            with _sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
+            with sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
                 b.abort()
             raise
         waiting = [i for i in b.items if not i.done and i.wait_for is not None]
         if waiting and all(i.wait_for is not None for i in b.items if not i.done) and asked >= n_trials:
             time.sleep(poll)
     return asked
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-
-
-class _Heartbeat:
-    """Optuna records heartbeats only inside ``optimize``; ask/tell trials need their own, or a
-    crashed worker's trials would stay RUNNING forever instead of being failed and retried."""
-
-    def __init__(self, study: optuna.Study, batch: Batch) -> None:
-        self.storage, self.batch = study._storage, batch
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._beat, daemon=True)
-
-    def _beat(self) -> None:
-        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
-        if interval is None:
-            return
-        while not self.stop.is_set():
-            for item in self.batch.items:
-                if not item.done:
-                    try:
-                        self.storage.record_heartbeat(item.trial._trial_id)
-                    except Exception:
-                        pass
-            self.stop.wait(interval)
-
-    def __enter__(self) -> _Heartbeat:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
 
 
 # -------------------------------------------------------------------------------------- driver
@@ -515,22 +404,6 @@ def _worker_job(url: str, name: str, cfg: RunConfig, trials: int, worker: int) -
                       plots=cfg.plots)
 
 
-def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -> int:
-    """Fail the trials this run left RUNNING (its workers were stopped); returns how many."""
-    n = 0
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("run") != run_id:
-            continue
-        try:
-            study._storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
-            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-            n += 1
-        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            pass
-    return n
-
-
 def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunConfig,
                on_start: Callable[[optuna.Study, SearchSettings, int], None] | None = None,
                on_trial: OnTrial | None = None) -> optuna.Study:
@@ -544,6 +417,8 @@ def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     from .storage import artifact_store
 
     study, settings, space, created = _open(url, name, settings, cfg, 0)
+    from .leaderboard import REFERENCES_ATTR, setup_references
+
     if REFERENCES_ATTR not in study.user_attrs:
         setup_references(study, space, settings, cfg.device)
     trials = cfg.trials

@@ -17,17 +17,21 @@ Artifacts (the f/f′ plot of each trained candidate) go to a FileSystemArtifact
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import signal
 import sqlite3
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
 
 from .errors import ActsearchError, StudyNotFoundError
 from .grammar import Space, load_space, space_from_dict
@@ -35,7 +39,8 @@ from .grammar import Space, load_space, space_from_dict
 __all__ = [
     "DEFAULT_STORAGE", "SETTINGS_ATTR", "SearchSettings", "resolve_storage", "open_storage",
     "artifact_dir", "artifact_store", "study_name_for", "load_study", "read_settings",
-    "space_to_dict", "create_or_load_study",
+    "space_to_dict", "create_or_load_study", "EVALUATED_FAILURES", "evaluated_keys", "cleanup_run",
+    "sigint_ignored", "Heartbeat",
 ]
 
 DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
@@ -44,6 +49,9 @@ SETTINGS_ATTR = "actsearch_settings"
 #: A worker that stops sending heartbeats for this long has its running trials failed and retried
 #: once (RetryHeartbeatStaleTrialCallback: a preempted machine does not lose the candidate).
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 30, 120
+#: Failures that say something about the function (a later equivalent trial copies them);
+#: "interrupted" or a stale worker says nothing, so an equivalent trial is trained instead.
+EVALUATED_FAILURES = ("degenerate", "diverged", "error")
 
 
 @dataclass(frozen=True)
@@ -230,3 +238,83 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
                 f"study {name!r} was created with a different {what} ({getattr(old, f)!r:.60} ≠ "
                 f"{getattr(settings, f)!r:.60}); pass another --study, or the options it was created with")
     return study, False
+
+
+# ------------------------------------------------------------------- trials across workers
+def evaluated_keys(study: optuna.Study, exclude: set[int]) -> tuple[dict[str, FrozenTrial], dict[str, int]]:
+    """key -> finished trial that evaluated it (COMPLETE over PRUNED over evaluated FAIL), and
+    key -> lowest running trial number."""
+    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+    done: dict[str, FrozenTrial] = {}
+    running: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        key = t.user_attrs.get("key")
+        if key is None or t.number in exclude:
+            continue
+        if t.state == TrialState.RUNNING:
+            running[key] = min(running.get(key, t.number), t.number)
+        elif t.state in rank and (t.state != TrialState.FAIL or t.user_attrs.get("status") in EVALUATED_FAILURES):
+            if "duplicate_of" in t.user_attrs and key in done:
+                continue
+            best = done.get(key)
+            if best is None or (rank[t.state], t.number) < (rank[best.state], best.number):
+                done[key] = t
+    return done, running
+
+
+def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -> int:
+    """Fail the trials this run left RUNNING (its workers were stopped); returns how many."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("run") != run_id:
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            n += 1
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            pass
+    return n
+
+
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """While bookkeeping after Ctrl-C runs, a second Ctrl-C must not cut it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class Heartbeat:
+    """Optuna records heartbeats only inside ``optimize``; ask/tell trials need their own, or a
+    crashed worker's trials would stay RUNNING forever instead of being failed and retried."""
+
+    def __init__(self, study: optuna.Study, trial_ids: Callable[[], list[int]]) -> None:
+        self.storage, self.trial_ids = study._storage, trial_ids
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        if interval is None:
+            return
+        while not self.stop.is_set():
+            for trial_id in self.trial_ids():
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # a missed beat is retried; the grace period covers a few
+                    pass
+            self.stop.wait(interval)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()

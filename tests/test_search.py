@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 import actsearch.population
 from actsearch.errors import ActsearchError
 from actsearch.grammar import space_from_dict
-from actsearch.search import REFERENCES_ATTR, RunConfig, _Item, _Reporter, run_search
+from actsearch.leaderboard import REFERENCES_ATTR
+from actsearch.search import RunConfig, _Item, _Reporter, run_search
 from actsearch.storage import SearchSettings, open_storage, resolve_storage, space_to_dict, study_name_for
 from actsearch.train import TrainResult
 

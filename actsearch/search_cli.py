@@ -246,7 +246,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from .dashboard import free_port, serve
 
-    serve(args.storage, host=args.host, port=args.port or free_port(args.host), artifacts=args.artifacts)
+    try:
+        serve(args.storage, host=args.host, port=args.port or free_port(args.host), artifacts=args.artifacts)
+    except KeyboardInterrupt:  # Ctrl-C is how a dashboard is meant to stop
+        print("dashboard stopped", file=sys.stderr)
     return 0
 
 

@@ -38,8 +38,8 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from .candidate import Candidate
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
-from .storage import (EVALUATED_FAILURES, Heartbeat, SearchSettings, cleanup_run, evaluated_keys,
-                      sigint_ignored)
+from .storage import (BUDGET_ATTR, EVALUATED_FAILURES, Heartbeat, SearchSettings, budget_state, cleanup_run,
+                      evaluated_keys, over_budget, sigint_ignored)
 from .train import Fidelity, TrainResult, get_fidelity
 
 __all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]
@@ -156,6 +156,11 @@ class Batch:
         trial = self.study.ask()
         item = _Item(trial)
         self.items.append(item)
+        if _heartbeats(self.study):
+            try:  # at once: a trial without any heartbeat is never found stale if we die now
+                self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            except Exception:
+                pass
         _safe_set(trial, "run", self.run_id)
         _safe_set(trial, "worker", self.worker)
         try:
@@ -300,6 +305,15 @@ class Batch:
         if self.on_trial is not None:
             self.on_trial(frozen)
 
+    def admit(self, items: list[_Item], budget: int) -> int:
+        """Fail the just-asked trials that exceed the study's budget (another worker asked first);
+        returns how many were admitted."""
+        over = over_budget(self.study, [i.trial.number for i in items], budget)
+        for item in items:
+            if item.trial.number in over and not item.done:
+                self._fail(item, "over_budget", f"the study's budget of {budget} trials was used by other workers")
+        return len(items) - len(over)
+
     def abort(self, reason: str = "interrupted") -> None:
         """Fail every trial of the batch not yet told — kept in the study, not lost."""
         for item in self.items:
@@ -311,8 +325,16 @@ class Batch:
 
 def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
                batch: int = 8, device: str = "cpu", store: Any = None, run_id: str = "",
-               plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0) -> int:
-    """Ask/evaluate/tell ``n_trials`` trials in batches of ``batch``; returns how many were asked.
+               plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0,
+               budget: bool = True, wait_running: bool = False) -> int:
+    """Ask/evaluate/tell up to ``n_trials`` trials in batches of ``batch``; returns how many were asked.
+
+    ``budget``: also stop when the study's budget (user attribute ``budget``, shared by every
+    worker) is used: before each batch a worker asks at most the room left, and after asking it
+    fails any trial that lost a race for the last places (``status`` "over_budget", uncounted).
+    ``wait_running``: when the budget is used but other workers' trials still run, wait (polling
+    every ``poll`` s) instead of leaving — if one of them dies, its trial is found stale after the
+    grace period, re-queued, and this worker trains it.
 
     KeyboardInterrupt fails the trials in flight (state FAIL, ``fail_reason`` "interrupted") and
     is re-raised; every trial finished before it stays.
@@ -322,39 +344,59 @@ def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_tr
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         return _run_worker(study, settings, space, n_trials, batch=batch, device=device, store=store,
-                           run_id=run_id, plots=plots, on_trial=on_trial, poll=poll)
+                           run_id=run_id, plots=plots, on_trial=on_trial, poll=poll, budget=budget,
+                           wait_running=wait_running)
+
+
+def _heartbeats(study: optuna.Study) -> bool:
+    """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
+    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
 def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
                 batch: int, device: str, store: Any, run_id: str, plots: bool, on_trial: OnTrial | None,
-                poll: float) -> int:
+                poll: float, budget: bool, wait_running: bool) -> int:
     asked = 0
     waiting: list[_Item] = []
     sampler = study.sampler
-    while (asked < n_trials and not getattr(sampler, "exhausted", False)) or waiting:
+    while True:
         optuna.storages.fail_stale_trials(study)
+        room = 0 if getattr(sampler, "exhausted", False) else n_trials - asked
+        state = budget_state(study) if budget else None
+        if state is not None and state.room is not None:
+            room = min(room, state.room)
+        if room <= 0 and not waiting:
+            if (wait_running and state is not None and state.budget is not None and state.running
+                    and asked < n_trials and _heartbeats(study)):
+                time.sleep(poll)  # others' trials still run: one may die and come back as WAITING
+                continue
+            break
         b = Batch(study, space, settings, device=device, store=store, run_id=run_id, plots=plots,
                   on_trial=on_trial)
         b.items, waiting = waiting, []
         try:
-            while asked < n_trials and len([i for i in b.items if i.wait_for is None]) < batch:
-                b.ask()
-                asked += 1
-                if getattr(sampler, "exhausted", False):
-                    break
-            index, running = evaluated_keys(study, exclude={i.trial.number for i in b.items})
-            for item in b.items:  # a trial waited for has finished: copy it, or (interrupted) train
-                if item.wait_for is not None and item.wait_for not in running.values():
-                    item.wait_for = None
-            b.classify(index, running)
             with Heartbeat(study, lambda: [i.trial._trial_id for i in b.items if not i.done]):
+                new: list[_Item] = []
+                while room > 0 and len([i for i in b.items if i.wait_for is None]) < batch:
+                    new.append(b.ask())
+                    asked += 1
+                    room -= 1
+                    if getattr(sampler, "exhausted", False):
+                        break
+                if new and state is not None and state.budget is not None:
+                    b.admit(new, state.budget)
+                index, running = evaluated_keys(study, exclude={i.trial.number for i in b.items})
+                for item in b.items:  # a trial waited for has finished: copy it, or (interrupted) train
+                    if item.wait_for is not None and item.wait_for not in running.values():
+                        item.wait_for = None
+                b.classify(index, running)
                 b.train()
         except BaseException:
             with sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
                 b.abort()
             raise
         waiting = [i for i in b.items if not i.done and i.wait_for is not None]
-        if waiting and all(i.wait_for is not None for i in b.items if not i.done) and asked >= n_trials:
+        if waiting and all(i.wait_for is not None for i in b.items if not i.done) and room <= 0:
             time.sleep(poll)
     return asked
 
@@ -424,8 +466,14 @@ def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     trials = cfg.trials
     if isinstance(study.sampler, ExhaustiveSampler):
         trials = min(trials, study.sampler.remaining(study))  # enqueued references are among them
+    state = budget_state(study)
+    # The study's budget grows by this run's trials (counting from the trials it already has, WAITING
+    # ones being this run's to ask) but never shrinks: workers elsewhere may be spending it.
+    study.set_user_attr(BUDGET_ATTR, max(state.budget or 0, state.counted - state.waiting + trials))
     if on_start is not None:
         on_start(study, settings, trials)
+    if cfg.workers == 0:  # create (or extend) the study for `actsearch worker`s: train nothing here
+        return study
     try:
         if cfg.workers <= 1:
             run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,

@@ -19,10 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import hashlib
 import json
+import os
 import signal
 import sqlite3
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +44,8 @@ __all__ = [
     "DEFAULT_STORAGE", "SETTINGS_ATTR", "SearchSettings", "resolve_storage", "open_storage",
     "artifact_dir", "artifact_store", "study_name_for", "load_study", "read_settings",
     "space_to_dict", "create_or_load_study", "EVALUATED_FAILURES", "evaluated_keys", "cleanup_run",
-    "sigint_ignored", "Heartbeat",
+    "sigint_ignored", "Heartbeat", "BUDGET_ATTR", "BudgetState", "budget_state", "counted", "replaced_numbers",
+    "over_budget", "RetryingRDBStorage", "is_transient", "space_hash", "heartbeat_settings",
 ]
 
 DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
@@ -48,7 +53,14 @@ DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
 SETTINGS_ATTR = "actsearch_settings"
 #: A worker that stops sending heartbeats for this long has its running trials failed and retried
 #: once (RetryHeartbeatStaleTrialCallback: a preempted machine does not lose the candidate).
+#: Tests and impatient users override them with ACTSEARCH_HEARTBEAT_INTERVAL / ACTSEARCH_GRACE_PERIOD.
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 30, 120
+#: Study user attribute: the total number of trials the study may count (see :func:`counted`).
+BUDGET_ATTR = "budget"
+#: How long a storage call keeps retrying a transient database error (disconnect, restart).
+DB_RETRY_SECONDS = 120.0
+#: psycopg2/MySQL connect timeout: an unreachable server is a one-line error within seconds.
+CONNECT_TIMEOUT = 5
 #: Failures that say something about the function (a later equivalent trial copies them);
 #: "interrupted" or a stale worker says nothing, so an equivalent trial is trained instead.
 EVALUATED_FAILURES = ("degenerate", "diverged", "error")
@@ -70,6 +82,16 @@ class SearchSettings:
     seeds: int = 1  # training seeds per candidate: the score is the mean over them (paired: same seeds for all)
     cost: str = "time"  # nsga2's second objective: "time" (fwd+bwd µs) or "ops" (sympy op count)
     space_def: dict[str, Any] | None = None  # the space itself, so a worker elsewhere can rebuild it
+    version: str = ""  # actsearch version that created the study (filled in at construction)
+    space_hash: str = ""  # sha256 of the canonical space_def (filled in at construction)
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            from . import __version__
+
+            object.__setattr__(self, "version", __version__)
+        if not self.space_hash and self.space_def is not None:
+            object.__setattr__(self, "space_hash", space_hash(self.space_def))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,6 +113,12 @@ class SearchSettings:
     @property
     def directions(self) -> list[str]:
         return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+
+
+def space_hash(space_def: dict[str, Any]) -> str:
+    """sha256 of a space definition in canonical JSON: what a worker checks before it trains."""
+    blob = json.dumps(space_def, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def space_to_dict(space: Space) -> dict[str, Any]:
@@ -152,20 +180,117 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
             path.parent.mkdir(parents=True, exist_ok=True)
             _enable_wal(path)
         engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:  # a server: drop dead pooled connections before use, give up connecting after seconds
+        engine_kwargs = {"pool_pre_ping": True}
+        if url.startswith(("postgresql", "mysql")):
+            engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    interval, grace = heartbeat_settings()
     try:
         with warnings.catch_warnings():  # heartbeats and their retry callback are "experimental"
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_INTERVAL,
-                grace_period=GRACE_PERIOD,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+            return RetryingRDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=1, inherit_intermediate_values=False),
             )
     except ImportError as exc:  # e.g. postgresql:// without psycopg2
         raise ActsearchError(f"cannot open storage {url!r}: {exc} (pip install 'actsearch[postgres]')") from None
     except Exception as exc:  # SQLAlchemy's errors are many; the user needs the one line
         if type(exc).__module__.startswith(("sqlalchemy", "optuna")):
-            raise ActsearchError(f"cannot open storage {url!r}: {str(exc).splitlines()[0]}") from None
+            raise ActsearchError(f"cannot open storage {_redact(url)!r}: {_first_line(exc)}") from None
         raise
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: 30/120, or the ACTSEARCH_* overrides."""
+    def env(name: str, default: int) -> int:
+        try:
+            return max(1, int(os.environ.get(name, default)))
+        except ValueError:
+            raise ActsearchError(f"{name} must be a whole number of seconds, got {os.environ[name]!r}") from None
+
+    return env("ACTSEARCH_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL), env("ACTSEARCH_GRACE_PERIOD", GRACE_PERIOD)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (it goes into error messages and logs)."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        cred, _, rest = tail.rpartition("@")
+        if ":" in cred:
+            return f"{head}://{cred.split(':', 1)[0]}:***@{rest}"
+    return url
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+    orig = getattr(cause, "orig", None) or cause  # the DBAPI's own message, not SQLAlchemy's wrapper
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(orig).__name__
+
+
+# ------------------------------------------------------------------ transient database errors
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying: a lost/refused connection, a restart, a lock timeout."""
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+class RetryingRDBStorage(RDBStorage):
+    """RDBStorage whose calls survive a transient database outage.
+
+    ``pool_pre_ping`` replaces connections that died while idle; a connection that dies *during*
+    a call raises OperationalError/DBAPIError (Optuna wraps it in StorageInternalError): that call
+    is retried with exponential backoff (0.25 s doubling to 8 s) for up to
+    :data:`DB_RETRY_SECONDS` before the error propagates. A write whose commit reached the server
+    before the connection dropped is not repeated twice in effect: a retried ``tell`` that finds
+    its trial already finished counts as done.
+    """
+
+    retry_seconds = DB_RETRY_SECONDS
+    retries = 0  # transient errors survived (tests and logs)
+
+
+def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(base)
+    def method(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        deadline, delay, attempt = time.monotonic() + self.retry_seconds, 0.25, 0
+        while True:
+            try:
+                return base(self, *args, **kwargs)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if attempt and name == "set_trial_state_values":
+                    return True  # the first attempt committed before its connection dropped
+                raise
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                attempt += 1
+                type(self).retries += 1
+                warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); "
+                              f"retry {attempt} in {delay:.2f} s", RuntimeWarning, stacklevel=2)
+                with contextlib.suppress(Exception):
+                    self.scoped_session.remove()  # a fresh session on a fresh connection
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    return method
+
+
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+              "get_study_user_attrs", "get_study_system_attrs", "get_all_studies", "create_new_trial",
+              "set_trial_param", "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id",
+              "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+              "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials",
+              "get_best_trial", "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
+              "record_heartbeat", "_get_stale_trial_ids"):
+    setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
 
 
 def _enable_wal(path: Path) -> None:
@@ -241,15 +366,68 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
 
 
 # ------------------------------------------------------------------- trials across workers
+def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of trials a retry replaced (a stale worker's trial, re-queued as a WAITING copy by
+    RetryHeartbeatStaleTrialCallback, which records them in ``retry_history``)."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", ()) if n != t.number}
+
+
+def counted(t: FrozenTrial, replaced: set[int]) -> bool:
+    """Does trial ``t`` use the study's budget? Every trial does (duplicates and degenerate ones
+    included: the sampler asked for them) except those that said nothing about their function —
+    failed by a stale heartbeat, an interrupt or the budget itself — and those a retry replaced."""
+    if t.number in replaced:
+        return False
+    return not (t.state == TrialState.FAIL and t.user_attrs.get("status") not in EVALUATED_FAILURES)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    budget: int | None  # None: the study has no budget (a run's own trial count is its limit)
+    counted: int  # trials that use the budget (see :func:`counted`), WAITING ones included
+    waiting: int  # WAITING trials (queued retries, references): asked before any new trial
+    running: int  # RUNNING trials, any worker
+
+    @property
+    def room(self) -> int | None:
+        """How many trials a worker may ask now (WAITING ones are already counted)."""
+        return None if self.budget is None else max(0, self.budget - self.counted) + self.waiting
+
+
+def budget_state(study: optuna.Study) -> BudgetState:
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    budget = study._storage.get_study_user_attrs(study._study_id).get(BUDGET_ATTR)
+    return BudgetState(budget=None if budget is None else int(budget),
+                       counted=sum(counted(t, replaced) for t in trials),
+                       waiting=sum(t.state == TrialState.WAITING for t in trials),
+                       running=sum(t.state == TrialState.RUNNING for t in trials))
+
+
+def over_budget(study: optuna.Study, numbers: list[int], budget: int) -> set[int]:
+    """Which of these just-asked trials exceed the budget: those with ``budget`` or more counted
+    trials numbered below them. Trial numbers are assigned atomically and a trial never goes back
+    from uncounted to counted, so a trial admitted here stays admitted — and at most ``budget``
+    trials are ever admitted, however many workers ask at once."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    below = sorted(t.number for t in trials if counted(t, replaced))
+    import bisect
+
+    return {n for n in numbers if bisect.bisect_left(below, n) >= budget}
+
+
 def evaluated_keys(study: optuna.Study, exclude: set[int]) -> tuple[dict[str, FrozenTrial], dict[str, int]]:
     """key -> finished trial that evaluated it (COMPLETE over PRUNED over evaluated FAIL), and
-    key -> lowest running trial number."""
+    key -> lowest running trial number. Trials a retry replaced do not count."""
     rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
     done: dict[str, FrozenTrial] = {}
     running: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    for t in trials:
         key = t.user_attrs.get("key")
-        if key is None or t.number in exclude:
+        if key is None or t.number in exclude or t.number in replaced:
             continue
         if t.state == TrialState.RUNNING:
             running[key] = min(running.get(key, t.number), t.number)

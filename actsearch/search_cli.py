@@ -147,10 +147,10 @@ def _device(name: str) -> str:
 def _run_config(args: argparse.Namespace, trials: int, workers: int) -> Any:
     from .search import RunConfig
 
-    if trials < 0 or workers < 1 or args.batch < 1:
+    if trials < 0 or workers < 0 or args.batch < 1:
         from .errors import ActsearchError
 
-        raise ActsearchError("--trials must be ≥ 0, --workers and --batch ≥ 1")
+        raise ActsearchError("--trials and --workers must be ≥ 0, --batch ≥ 1")
     return RunConfig(trials=trials, workers=workers, batch=args.batch, pruner=args.pruner,
                      device=_device(args.device), plots=not args.no_plots, artifacts=args.artifacts)
 
@@ -180,6 +180,13 @@ def _run(args: argparse.Namespace, name: str, settings: Any, workers: int) -> in
               "flight were marked failed. Run the same command again to continue.", file=sys.stderr)
         raise
     progress.close()
+    if workers == 0:  # `--workers 0`: the study is set up for `actsearch worker`s elsewhere
+        from .storage import BUDGET_ATTR
+
+        where = f"--storage {args.storage} " if args.storage else ""
+        print(f"study {name} ready: budget {study.user_attrs.get(BUDGET_ATTR)} trials in {url}; start workers with "
+              f"`actsearch worker {where}--study {name} [--device cuda:N]`")
+        return 0
     print(study_summary(study))
     rows = leaderboard(study)
     if rows:
@@ -200,10 +207,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .storage import load_study, read_settings
+    from .worker import cmd_worker as run
 
-    settings = read_settings(load_study(args.storage, args.study))
-    return _run(args, args.study, settings, 1)
+    return run(args)
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -278,7 +284,8 @@ def add_search_commands(sub: Any, cmd_export_expr: Command) -> None:
     s.add_argument("--sampler", default=None, help="tpe | random | exhaustive | nsga2 | evolution (default: tpe)")
     _storage(s)
     s.add_argument("--study", default=None, help="study name (default: derived from the options)")
-    s.add_argument("--workers", type=int, default=1, help="local worker processes")
+    s.add_argument("--workers", type=int, default=1,
+                   help="local worker processes (0: only create the study and its budget, for `actsearch worker`s)")
     s.add_argument("--seed", type=int, default=None, help="sampler and training seed (default: 0)")
     s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     s.add_argument("--seeds", type=int, default=None, help="training seeds per candidate (default: 1)")
@@ -317,7 +324,8 @@ def add_search_commands(sub: Any, cmd_export_expr: Command) -> None:
     _storage(s)
     s.add_argument("--study", required=True)
     s.add_argument("--device", default="auto")
-    s.add_argument("--trials", type=int, default=None)
+    s.add_argument("--trials", type=int, default=None,
+                   help="at most this many trials from this worker (default: until the study's budget is used)")
     _run_options(s)
     s.set_defaults(run=cmd_worker)
 

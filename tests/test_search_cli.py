@@ -130,9 +130,14 @@ def test_dashboard_api_on_the_search(searched: tuple[Path, str]) -> None:
 @pytest.mark.slow
 def test_worker_joins_with_storage_and_name_only(searched: tuple[Path, str], capsys) -> None:
     _, db = searched
-    assert main(["worker", "--storage", db, "--study", STUDY, "--trials", "3", "--batch", "3",
-                 "--no-plots", "--quiet"]) == 0
+    # The search used its budget (16): a worker has nothing to do until the budget grows.
+    assert main(["worker", "--storage", db, "--study", STUDY, "--no-plots", "--quiet"]) == 0
+    assert len(_study(db).trials) == 16
+    assert main(["search", "--storage", db, "--study", STUDY, "--trials", "3", "--workers", "0", "--quiet"]) == 0
+    assert "budget 19 trials" in capsys.readouterr().out
+    assert main(["worker", "--storage", db, "--study", STUDY, "--batch", "3", "--no-plots", "--quiet"]) == 0
     assert len(_study(db).trials) == 19
+    assert "19/19 trials of the budget used" in capsys.readouterr().out
 
 
 def test_missing_study_is_one_line_exit_2(tmp_path: Path, capsys) -> None:

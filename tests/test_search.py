@@ -254,3 +254,21 @@ def test_local_workers_share_one_sqlite_study(tmp_path: Path) -> None:
         [(t.number, t.state, t.user_attrs.get("fail_reason")) for t in mine]
     assert len({t.user_attrs["worker"] for t in mine}) == 2  # both processes did work
     assert len({t.number for t in trials}) == len(trials)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "exhaustive", "nsga2", "evolution"])
+def test_every_sampler_drives_the_loop(tmp_path: Path, fake: FakeTrainer, sampler: str) -> None:
+    s = settings(sampler=sampler, cost="ops")
+    study = _search(tmp_path, s, trials=12, batch=4, pruner="median")
+    assert len(study.trials) == 12 and all(t.state.is_finished() for t in study.trials)
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert done
+    if sampler == "nsga2":  # accuracy up, cost (op count) down
+        assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+        for t in done:  # a duplicate carries its original's cost (same function, maybe longer form)
+            assert len(t.values) == 2 and t.values[1] == t.user_attrs["cost"]
+            if "duplicate_of" not in t.user_attrs:
+                assert t.values[1] == t.user_attrs["op_count"]
+    if sampler == "exhaustive":  # never the same function twice
+        keys = [t.user_attrs["key"] for t in study.trials]
+        assert len(keys) == len(set(keys))

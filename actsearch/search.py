@@ -39,7 +39,7 @@ from .candidate import Candidate
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
 from .storage import (BUDGET_ATTR, EVALUATED_FAILURES, Heartbeat, SearchSettings, budget_state, cleanup_run,
-                      evaluated_keys, over_budget, sigint_ignored)
+                      evaluated_keys, over_budget, replaced_numbers, sigint_ignored)
 from .train import Fidelity, TrainResult, get_fidelity
 
 __all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]
@@ -219,11 +219,32 @@ class Batch:
             results = train_population(acts, self.fidelity, seeds, device=self.device, report=reporter)
         except Exception:  # one bad member must not sink the batch: retry them one at a time
             results = self._train_one_by_one(acts, seeds)
+        self._late_duplicates(todo)
         for it in todo:
             self._finish(it, [results[m] for m in it.members], reporter)
         for it in self.items:  # trials equivalent to one trained here copy its outcome
             if it.leader is not None and not it.done:
                 self._copy(it, self.study._storage.get_trial(it.leader.trial._trial_id))
+
+    def _late_duplicates(self, todo: list[_Item]) -> None:
+        """Another worker may have asked an equivalent trial in the instant between this batch's
+        asks and its key being written (so neither saw the other): the lower trial number keeps the
+        original, a higher one trained here is marked ``duplicate_of`` it — trained, counted once."""
+        mine = {it.trial.number for it in self.items}
+        trials = self.study.get_trials(deepcopy=False)
+        replaced = replaced_numbers(trials)
+        first: dict[str, int] = {}
+        for t in trials:
+            key = t.user_attrs.get("key")
+            if (key is None or t.number in mine or t.number in replaced or "duplicate_of" in t.user_attrs
+                    or t.state == TrialState.WAITING
+                    or (t.state == TrialState.FAIL and t.user_attrs.get("status") not in EVALUATED_FAILURES)):
+                continue
+            first[key] = min(first.get(key, t.number), t.number)
+        for it in todo:
+            n = first.get(it.cand.key) if it.cand is not None else None
+            if n is not None and n < it.trial.number:
+                _safe_set(it.trial, "duplicate_of", n)
 
     def _train_one_by_one(self, acts: list[Any], seeds: list[int]) -> list[TrainResult]:
         from .train import train_one

@@ -60,6 +60,7 @@ _ROWS: list[Op] = [
     _u("square", "x²", lambda x: x**2),
     _u("cube", "x³", lambda x: x**3),
     _u("sqrt", "√x", sqrtabs, func=sqrtabs, torch="torch.sqrt(torch.abs({0}) + EPS)",
+       aliases=("sqrtabs",),
        safe="√(|x|+ε): finite for x<0, slope ≤ 1/(2√ε) at 0"),
     _u("scale", "βx", lambda x, b: b * x, betas=(1.0,)),
     _u("shift", "x+β", lambda x, b: x + b, betas=(0.0,)),

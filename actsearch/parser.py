@@ -25,7 +25,10 @@ MAX_LENGTH = 1000  # characters: a real activation is a few dozen
 MAX_DEPTH = 40  # nesting of the expression tree
 MAX_EXPONENT = 16.0  # x**e with |e| above this is an overflow, not an activation
 _BETA = re.compile(r"^(beta|β)(\d{0,3})$")
-_CONSTANTS = {"pi": sp.pi, "π": sp.pi}
+_CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
+# On a constant the safe domain is not needed, and sympy's own text (sqrt(2), log(2)) must read
+# back as the number it printed: √ and log of a positive constant are exact.
+_EXACT_ON_CONSTANTS = {"sqrt": sp.sqrt, "log": sp.log}
 
 
 class _Builder:
@@ -132,6 +135,9 @@ class _Builder:
                             f"got {len(node.args)}")
         args = [self.build(a, depth) for a in node.args]
         betas = [self.new_beta(init) for init in op.betas]
+        exact = _EXACT_ON_CONSTANTS.get(op.name)
+        if exact is not None and args[0].is_number and args[0].is_positive:
+            return exact(args[0])
         return op.build(*args, *betas)
 
 

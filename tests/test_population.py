@@ -120,3 +120,37 @@ def test_long_runs_match_in_distribution() -> None:
     solo = [train_one("relu", fid, seed=s) for s in seeds]
     gap = statistics.mean(r.test_accuracy for r in pop) - statistics.mean(r.test_accuracy for r in solo)  # type: ignore[misc]
     assert abs(gap) < 0.01
+
+
+def _compare_on(fid: Fidelity, acts: list[Any], seeds: list[int], data: Any) -> None:
+    trace: dict[int, list[float]] = {}
+    pop = train_population(acts, fid, seeds, dataset=data, trace=trace)
+    for i, (act, seed) in enumerate(zip(acts, seeds)):
+        solo_trace: list[float] = []
+        solo = train_one(act, fid, seed=seed, dataset=data, trace=solo_trace)
+        assert pop[i].status == solo.status == "ok"
+        worst = max(abs(a - b) for a, b in zip(trace[i], solo_trace))
+        assert worst < 1e-4, f"member {i} ({act}) drifts from its solo run by {worst}"
+
+
+def test_2d_cnn_members_follow_their_solo_trajectories() -> None:
+    """The im2col convolution in 2-D (kernel 3x3, stride 2, padding 1) on a synthetic image set."""
+    from actsearch.data import Dataset
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(360, 1, 8, 8, generator=gen)
+    y = (x[:, 0, :4].sum((1, 2)) > x[:, 0, 4:].sum((1, 2))).long()
+    data = Dataset("img", x[:240], y[:240], x[240:300], y[240:300], x[300:], y[300:], 2, (1, 8, 8))
+    fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(4, 6), kernel_sizes=(3, 3)), steps=40, eval_every=20)
+    _compare_on(fid, ["relu", "x*asinh(x)**2", ChannelSwish], [0, 1, 2], data)
+
+
+def test_paper_candidates_match() -> None:
+    """Compiled grammar candidates (max/min ties, sinc, asinh) follow their solo trajectories."""
+    fid = SMOKE.replace(steps=30)
+    _compare(fid, ["max(x, tanh(x))", "sinc(x)+x", "min(x, sin(x))", "x*asinh(x)**2"], [0, 1, 2, 3])
+
+
+def test_cnn_paper_candidates_match() -> None:
+    fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(6, 8, 8)), steps=40, eval_every=20)
+    _compare(fid, ["max(x, sigmoid(x))", "cos(x)-x", "atan(x)**2-x", "gelu"], [0, 1, 2, 3])

@@ -35,9 +35,9 @@ class Progress:
     """One status line on stderr: trials done, best so far (expression, accuracy), ETA. Redrawn in
     place on a terminal, one line per trial otherwise (logs, CI)."""
 
-    def __init__(self, stream: TextIO = sys.stderr, quiet: bool = False) -> None:
-        self.stream, self.quiet = stream, quiet
-        self.tty = hasattr(stream, "isatty") and stream.isatty()
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream, self.quiet = stream if stream is not None else sys.stderr, quiet  # sys.stderr now, not at import
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.total, self.done, self.t0, self.span = 0, 0, time.perf_counter(), 1
         self.best: tuple[float, str] | None = None
         self.kinds = {"trained": 0, "duplicate": 0, "pruned": 0, "failed": 0}

@@ -136,7 +136,7 @@ def run_distributed_worker(url: str, study_name: str, *, device: str = "cpu", tr
     try:
         asked = run_worker(study, settings, space, cfg.trials, batch=cfg.batch, device=cfg.device,
                            store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
-                           plots=cfg.plots, on_trial=progress, poll=poll or min(5.0, interval / 2),
+                           plots=cfg.plots, on_trial=progress, poll=poll or min(2.0, interval / 2),
                            budget=True, wait_running=True)
     except KeyboardInterrupt:
         progress.close()

@@ -6,7 +6,6 @@ results (``export``, ``shape``).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
 from torch import nn
 

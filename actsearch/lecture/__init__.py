@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
-import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -94,21 +92,6 @@ def run_experiment(name: str, output: str | Path | None = None, *, quick: bool =
     return result
 
 
-def _command_line(args: argparse.Namespace, name: str) -> str:
-    parts = ["actsearch", "experiment", name]
-    if args.quick:
-        parts.append("--quick")
-    if args.seed:
-        parts += ["--seed", str(args.seed)]
-    if args.mnist_dir:
-        parts += ["--mnist-dir", args.mnist_dir]
-    if args.output:
-        parts += ["--output", args.output]
-    # The thread count changes float reduction order, hence the last digits: record it when set.
-    env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "ACTSEARCH_MNIST_DIR") if os.environ.get(k)]
-    return " ".join([*env, *(shlex.quote(p) for p in parts)])
-
-
 def cmd_experiment(args: argparse.Namespace) -> int:
     """``actsearch experiment [NAME] [--list] [--output DIR] [--quick] [--seed S] [--mnist-dir DIR]``."""
     if args.list:
@@ -123,7 +106,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     print(f"running {exp.name}: {exp.summary}", flush=True)
     result = run_experiment(exp.name, args.output, quick=args.quick, seed=args.seed,
-                            mnist_dir=args.mnist_dir, command=_command_line(args, exp.name))
+                            mnist_dir=args.mnist_dir)
     out = Path(args.output) if args.output else Path("results") / "lecture" / exp.name
     print(f"\nfinding: {result.finding}")
     print(f"wrote {len(result.files) + 1} files to {out}/ in {time.perf_counter() - t0:.0f}s", file=sys.stderr)

@@ -120,7 +120,7 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(save(fig, ctx.out / "percentiles.png"))
 
     s = {r["norm"]: r for r in summary}
-    m0, m1 = moments["init"], moments["trained"]
+    m1 = moments["trained"]
     ln, lb, ll = (float(s[n]["loss last 10%"]) for n in NORMS)
     holds = {"BN trains faster than no normalization": lb < ln,
              "BN normalizes (|mean| < 1e-4, |var - 1| < 1e-2)": m1["max_abs_mean"] < 1e-4 and abs(m1["min_var"] - 1) < 1e-2

@@ -9,6 +9,7 @@ laid next to the slide's.
 from __future__ import annotations
 
 import csv
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,7 +121,9 @@ def default_command(name: str, ctx: Context) -> str:
     default_out = Path("results") / "lecture" / name
     if ctx.out.resolve() != default_out.resolve():
         parts += ["--output", str(ctx.out)]
-    return " ".join(shlex.quote(p) for p in parts)
+    # The thread count changes float reduction order, hence the last digits: record it when set.
+    env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "ACTSEARCH_MNIST_DIR") if os.environ.get(k)]
+    return " ".join([*env, *(shlex.quote(p) for p in parts)])
 
 
 def pyplot() -> Any:

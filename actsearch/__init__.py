@@ -11,6 +11,7 @@ from torch import nn
 
 from .activations import get_activation, list_activations, make_activation
 from .candidate import Candidate
+from .data import Dataset, load_dataset
 from .errors import (
     ActsearchError,
     CandidateFailed,
@@ -23,6 +24,8 @@ from .errors import (
 from .export import write_module
 from .grammar import Space, load_space
 from .parser import parse
+from .population import train_population
+from .train import FIDELITIES, Fidelity, TrainResult, get_fidelity, train_one
 
 __version__ = "0.1.0"
 
@@ -36,6 +39,14 @@ __all__ = [
     "write_module",
     "Candidate",
     "Space",
+    "load_dataset",
+    "Dataset",
+    "train_one",
+    "train_population",
+    "TrainResult",
+    "Fidelity",
+    "FIDELITIES",
+    "get_fidelity",
     "ActsearchError",
     "CandidateFailed",
     "ParseError",

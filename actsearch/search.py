@@ -38,8 +38,9 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from .candidate import Candidate
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
-from .storage import (BUDGET_ATTR, EVALUATED_FAILURES, Heartbeat, SearchSettings, budget_state, cleanup_run,
-                      evaluated_keys, over_budget, replaced_numbers, sigint_ignored)
+from .storage import BUDGET_ATTR, EVALUATED_FAILURES, SearchSettings
+from .trials import (Heartbeat, budget_state, cleanup_run, evaluated_keys, over_budget, replaced_numbers,
+                     sigint_ignored)
 from .train import Fidelity, TrainResult, get_fidelity
 
 __all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]

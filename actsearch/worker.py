@@ -8,7 +8,7 @@ actsearch version and a hash of the space; a worker of another version, or one t
 space differently, refuses (exit 2, one line) rather than add incomparable trials.
 
 Budget. The study's user attribute ``budget`` is the total number of trials it may count,
-whatever the number of workers (:func:`actsearch.storage.budget_state`; set and extended by
+whatever the number of workers (:func:`actsearch.trials.budget_state`; set and extended by
 ``actsearch search … --trials N``, ``--workers 0`` to create it without training here). Before
 each batch a worker asks at most the room left; after asking it checks each trial's rank — the
 number of counted trials numbered below it — and fails the ones that lost a race for the last
@@ -107,7 +107,8 @@ def run_distributed_worker(url: str, study_name: str, *, device: str = "cpu", tr
     from .leaderboard import REFERENCES_ATTR
     from .search import RunConfig, _open, run_worker
     from .search_cli import Progress
-    from .storage import artifact_store, budget_state, heartbeat_settings, load_study, open_storage, read_settings
+    from .storage import artifact_store, heartbeat_settings, load_study, open_storage, read_settings
+    from .trials import budget_state
 
     storage = open_storage(url, create=False)
     study = load_study(storage, study_name)

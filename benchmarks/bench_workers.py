@@ -44,7 +44,8 @@ def one_round(url: str, workers: int, cands: list[dict[str, str]], batch: int) -
     from optuna.trial import TrialState
 
     from actsearch.search import RunConfig, run_search
-    from actsearch.storage import BUDGET_ATTR, SearchSettings, budget_state, counted, load_study, replaced_numbers
+    from actsearch.storage import BUDGET_ATTR, SearchSettings, load_study
+    from actsearch.trials import budget_state, counted, replaced_numbers
 
     name = f"bench-{workers}w-{uuid.uuid4().hex[:6]}"
     settings = SearchSettings(space="swish-core", dataset="tiny", fidelity="smoke", sampler="random")

@@ -26,8 +26,9 @@ from optuna.trial import TrialState
 
 from actsearch.cli import main
 from actsearch.errors import ActsearchError
-from actsearch.storage import (EVALUATED_FAILURES, RetryingRDBStorage, SearchSettings, counted, load_study,
-                               open_storage, read_settings, replaced_numbers)
+from actsearch.storage import (EVALUATED_FAILURES, RetryingRDBStorage, SearchSettings, load_study, open_storage,
+                               read_settings)
+from actsearch.trials import counted, replaced_numbers
 from actsearch.worker import IncompatibleWorkerError, check_compatible
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -213,7 +214,7 @@ def test_budget_is_shared_and_extended(tmp_path: Path, monkeypatch) -> None:
 
 def test_over_budget_race_loses_cleanly(tmp_path: Path) -> None:
     """Two asks for the last place: the higher trial number is failed 'over_budget', uncounted."""
-    from actsearch.storage import over_budget
+    from actsearch.trials import over_budget
 
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path}/r.db"), study_name="r")
     a, b = study.ask(), study.ask()

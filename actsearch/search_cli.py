@@ -335,3 +335,7 @@ def add_search_commands(sub: Any, cmd_export_expr: Command) -> None:
     s.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
     s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: next to the storage)")
     s.set_defaults(run=cmd_dashboard)
+
+    from .rediscover import add_rediscover_command
+
+    add_rediscover_command(sub)

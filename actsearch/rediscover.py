@@ -229,7 +229,7 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
     labels = [f"v{i} {r['expression'][:28]} ({nearest(c).name})" for i, (r, c) in enumerate(zip(found, cands), 1)]
     plot_functions(cands, labels + ["swish (β=1)", "relu"], out / "shapes.png",
                    title=f"verified top {len(found)} of {name} vs Swish and ReLU")
-    _progress_plot(study, out / "progress.png", f"{name}: {summary.split(': ', 1)[-1]}")
+    _progress_plot(study, out / "progress.png", f"{name}\n{summary.split(': ', 1)[-1]}")
     try:
         export_top(study, 3, out / "top3.py")
     except Exception as exc:  # nothing completed: the verdict still stands

@@ -9,7 +9,8 @@ is spent. Measured per run: trials asked (enqueued references included, as they 
 networks trained, and wall time until that moment; a run that never gets there is reported as
 "—" (censored at --max-trials) and counted in the "hit" column.
 
-    python benchmarks/bench_search.py                       # swish-core, quick (MLP): tens of minutes
+    python benchmarks/bench_search.py                       # swish-core, quick (MLP), 3 seeds: ~3-6 min on 2 cores
+    python benchmarks/bench_search.py --max-trials 24      # what results/rediscovery/bench_search.txt ran (~2.5 min)
     python benchmarks/bench_search.py --fidelity smoke --space tiny --max-trials 24   # sanity check, ~1 min
 
 Results depend on the fidelity: at `smoke` the data set is the toy `tiny` one, so the ranking is

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import (Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
 
 NORMS = ("none", "batch", "layer")
@@ -133,8 +133,7 @@ def run(ctx: Context) -> ExperimentResult:
         f"normalized pre-activations had per-unit |mean| <= {m1['max_abs_mean']:.1e} and variance in "
         f"[{m1['min_var']:.4f}, {m1['max_var']:.4f}] after training; with a batch of one, BN: "
         f"{s['batch']['batch of 1 (train mode)']}, LN: {s['layer']['batch of 1 (train mode)']}. "
-        + ("The lecture's claims hold." if all(holds.values())
-           else "Not reproduced: " + "; ".join(c for c, ok in holds.items() if not ok) + ".")
+        + verdict(holds)
     )
     files.append(write_markdown(ctx.out / "results.md", "Batch normalization (and layer normalization)", summary,
                                 finding, ["loss_curves.png", "percentiles.png"]))

@@ -244,3 +244,9 @@ def sgd_train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, lr: float, 
         probe(len(losses))
     return losses
 
+
+def verdict(holds: dict[str, bool], ok: str = "The lecture's claims hold.") -> str:
+    """The closing sentence of a finding: ``ok``, or which claims were not reproduced."""
+    if all(holds.values()):
+        return ok
+    return "Not reproduced: " + "; ".join(c for c, held in holds.items() if not held) + "."

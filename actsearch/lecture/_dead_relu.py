@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from ._common import (Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
 
 ACTS = ("relu", "leaky_relu", "elu")
@@ -109,8 +109,7 @@ def run(ctx: Context) -> ExperimentResult:
         f"{max(worst('leaky_relu', 'inactive_after'), worst('elu', 'inactive_after')):.0%} were inactive "
         f"(a <= 0 on all inputs, still receiving gradient)"
         + (f"; diverged: {', '.join(diverged)}" if diverged else "") + ". "
-        + ("The lecture's claims hold." if all(holds.values())
-           else "Not reproduced: " + "; ".join(c for c, ok in holds.items() if not ok) + ".")
+        + verdict(holds)
     )
     files.append(write_markdown(ctx.out / "results.md", "Dead ReLUs", rows, finding, ["dead_units.png"]))
     files.append(write_command(ctx, "dead-relu"))

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._common import (Context, ExperimentResult, deep_mlp, hidden_preacts, mnist01, pyplot, accuracy, save,
+from ._common import (verdict, Context, ExperimentResult, deep_mlp, hidden_preacts, mnist01, pyplot, accuracy, save,
                       sgd_train, write_command, write_csv, write_markdown)
 
 INITS: dict[str, str | float] = {"0.01*randn": 0.01, "randn": 1.0, "xavier": "xavier"}
@@ -99,8 +99,7 @@ def run(ctx: Context) -> ExperimentResult:
         f"its start ({float(small['first loss']):.3f}) for the first {flat} iterations (lecture: ~35); with randn "
         f"{float(large['saturated_mean']):.0%} of the hidden tanh units were saturated (|h| > 0.99) at init and "
         f"the loss went from {float(large['first loss']):.2f} to {fin(lr0, 'randn'):.2f}; {xav_text}. "
-        + ("All three of the lecture's claims hold."
-           if all(holds.values()) else "Not reproduced: " + "; ".join(c for c, ok in holds.items() if not ok) + ".")
+        + verdict(holds, "All three of the lecture's claims hold.")
     )
     table = [{k: v for k, v in r.items() if k != "saturated_mean"} for r in summary]
     files.append(write_markdown(ctx.out / "results.md", "Initialization and training (tanh, MNIST)", table,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import (Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
 
 INITS = ("xavier", "he")
@@ -85,8 +85,7 @@ def run(ctx: Context) -> ExperimentResult:
         f"(theory: 1); the training loss averaged over the last 10% of iterations is {xl:.3f} with Xavier vs "
         f"{hl:.3f} with He (test accuracy {float(s['xavier']['test accuracy']):.3f} vs "
         f"{float(s['he']['test accuracy']):.3f}). "
-        + ("The lecture's claims hold." if all(holds.values())
-           else "Not reproduced: " + "; ".join(c for c, ok in holds.items() if not ok) + ".")
+        + verdict(holds)
     )
     files.append(write_markdown(ctx.out / "results.md", "Xavier vs He for a deep ReLU net", summary, finding,
                                 ["activations.png", "std_and_loss.png"]))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ._common import (Context, ExperimentResult, accuracy, deep_mlp, mnist01, pyplot, save, sgd_train,
+from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, mnist01, pyplot, save, sgd_train,
                       write_command, write_csv, write_markdown)
 
 INITS: dict[str, str | float] = {"zeros": "zeros", "constant 0.1": "constant", "xavier": "xavier"}
@@ -78,8 +78,7 @@ def run(ctx: Context) -> ExperimentResult:
         f"{get('zeros', 'test_accuracy')[0]:.3f} and {get('constant 0.1', 'test_accuracy')[0]:.3f}), while Xavier "
         f"ends with {min(get('xavier', 'distinct_rows')):.0f} distinct rows of {min(widths)} and test accuracy "
         f"{get('xavier', 'test_accuracy')[0]:.3f}. "
-        + ("The lecture's claim holds." if all(holds.values())
-           else "Not reproduced: " + "; ".join(c for c, ok in holds.items() if not ok) + ".")
+        + verdict(holds, "The lecture's claim holds.")
     )
     files.append(write_markdown(ctx.out / "results.md", "Symmetry of neurons under constant initialization", rows,
                                 finding, ["symmetry.png"]))

@@ -184,11 +184,14 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
     try:
         with warnings.catch_warnings():  # heartbeats and their retry callback are "experimental"
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            return RetryingRDBStorage(
+            storage = RetryingRDBStorage(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                     max_retry=1, inherit_intermediate_values=False),
             )
+        if url.startswith("sqlite"):
+            _serialize_sqlite_writers(storage.engine)
+        return storage
     except ImportError as exc:  # e.g. postgresql:// without psycopg2
         raise ActsearchError(f"cannot open storage {url!r}: {exc} (pip install 'actsearch[postgres]')") from None
     except Exception as exc:  # SQLAlchemy's errors are many; the user needs the one line
@@ -287,6 +290,28 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               "get_best_trial", "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
               "record_heartbeat", "_get_stale_trial_ids"):
     setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+
+
+def _serialize_sqlite_writers(engine: Any) -> None:
+    """Open every SQLite transaction with BEGIN IMMEDIATE.
+
+    Optuna pops a WAITING trial (an enqueued reference, a retried trial) with SELECT … FOR UPDATE
+    then UPDATE; SQLite ignores FOR UPDATE, so two local workers could both read WAITING and both
+    run the same trial (seen: "Trial#1 has already finished", one trial lost). Taking SQLite's
+    write lock at BEGIN makes each read-then-write transaction atomic across processes; the busy
+    timeout makes the others wait instead of failing. (SQLAlchemy's documented pysqlite recipe.)
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook below emit BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the hooks existed must not be reused
 
 
 def _enable_wal(path: Path) -> None:

@@ -1,8 +1,8 @@
-"""The search: batched ask/tell over an Optuna study, candidates trained as one population.
+"""The search's step: one batch of trials asked of an Optuna study, trained as one population, told.
 
-One step of a worker (:func:`run_worker`): ask the study for a batch of K trials
-(``study.ask()`` K times; the sampler sees the earlier ones running, TPE through its constant
-liar), build each trial's candidate from the grammar, and sort the batch:
+One step of a worker (:func:`actsearch.driver.run_worker`, which loops over them): ask the study
+for a batch of K trials (``study.ask()`` K times; the sampler sees the earlier ones running, TPE
+through its constant liar), build each trial's candidate from the grammar, and sort the batch:
 
 - degenerate (constant, non-finite, no x …) → told ``FAIL`` with the reason, never trained;
 - equivalent (same :attr:`Candidate.key`) to a trial the study already finished → told that
@@ -14,9 +14,11 @@ liar), build each trial's candidate from the grammar, and sort the batch:
   the pruner stops leaves the stack at once. Then ``study.tell``.
 
 What each trial records is in its user attributes (:meth:`Batch._describe`, :meth:`Batch._finish`);
-the f/f′ plot of every trained candidate is an Optuna artifact. At creation the study gets its
-reference points (ReLU, Swish …: :func:`actsearch.leaderboard.setup_references`). Local workers
-are joblib/loky processes on the same storage (:func:`run_search`).
+the f/f′ plot of every trained candidate is an Optuna artifact.
+
+The driver — the worker loop, budget and Ctrl-C, :func:`run_search` (create or resume a study,
+local worker processes) — is :mod:`actsearch.driver`; its names are re-exported here, where the
+CLIs, ``actsearch worker``, the benchmarks and the tests import them.
 """
 from __future__ import annotations
 
@@ -25,10 +27,6 @@ import os
 import socket
 import statistics
 import tempfile
-import threading
-import time
-import uuid
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -36,14 +34,15 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from .candidate import Candidate
+from .driver import RunConfig, _open, run_search, run_worker
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
-from .storage import BUDGET_ATTR, EVALUATED_FAILURES, SearchSettings
-from .trials import (Heartbeat, budget_state, cleanup_run, evaluated_keys, over_budget, replaced_numbers,
-                     sigint_ignored)
+from .storage import EVALUATED_FAILURES, SearchSettings
+from .trials import over_budget, replaced_numbers
 from .train import Fidelity, TrainResult, get_fidelity
 
 __all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]
+_REEXPORTED = (_open,)  # private, so not in __all__: actsearch.worker opens a study as run_search does
 
 OnTrial = Callable[[FrozenTrial], None]
 
@@ -84,6 +83,11 @@ def _safe_set(trial: Trial, key: str, value: Any) -> None:
         trial.set_user_attr(key, value)
     except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
         pass  # finished meanwhile (another process cleaned up after an interrupt)
+
+
+def _heartbeats(study: optuna.Study) -> bool:
+    """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
+    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
 
 
 @dataclass(eq=False)  # identity semantics: items are used as set members
@@ -343,197 +347,3 @@ class Batch:
                 _safe_set(item.trial, "status", "interrupted")
                 _safe_set(item.trial, "fail_reason", reason)
                 self._tell(item, state=TrialState.FAIL)
-
-
-def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
-               batch: int = 8, device: str = "cpu", store: Any = None, run_id: str = "",
-               plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0,
-               budget: bool = True, wait_running: bool = False) -> int:
-    """Ask/evaluate/tell up to ``n_trials`` trials in batches of ``batch``; returns how many were asked.
-
-    ``budget``: also stop when the study's budget (user attribute ``budget``, shared by every
-    worker) is used: before each batch a worker asks at most the room left, and after asking it
-    fails any trial that lost a race for the last places (``status`` "over_budget", uncounted).
-    ``wait_running``: when the budget is used but other workers' trials still run, wait (polling
-    every ``poll`` s) instead of leaving — if one of them dies, its trial is found stale after the
-    grace period, re-queued, and this worker trains it.
-
-    KeyboardInterrupt fails the trials in flight (state FAIL, ``fail_reason`` "interrupted") and
-    is re-raised; every trial finished before it stays.
-    """
-    with warnings.catch_warnings():
-        # ask/tell with heartbeats is what a distributed search needs; Optuna warns it is unusual.
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        return _run_worker(study, settings, space, n_trials, batch=batch, device=device, store=store,
-                           run_id=run_id, plots=plots, on_trial=on_trial, poll=poll, budget=budget,
-                           wait_running=wait_running)
-
-
-def _heartbeats(study: optuna.Study) -> bool:
-    """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
-    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
-
-
-def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
-                batch: int, device: str, store: Any, run_id: str, plots: bool, on_trial: OnTrial | None,
-                poll: float, budget: bool, wait_running: bool) -> int:
-    asked = 0
-    waiting: list[_Item] = []
-    sampler = study.sampler
-    while True:
-        optuna.storages.fail_stale_trials(study)
-        room = 0 if getattr(sampler, "exhausted", False) else n_trials - asked
-        state = budget_state(study) if budget else None
-        if state is not None and state.room is not None:
-            room = min(room, state.room)
-        if room <= 0 and not waiting:
-            if (wait_running and state is not None and state.budget is not None and state.running
-                    and asked < n_trials and _heartbeats(study)):
-                time.sleep(poll)  # others' trials still run: one may die and come back as WAITING
-                continue
-            break
-        b = Batch(study, space, settings, device=device, store=store, run_id=run_id, plots=plots,
-                  on_trial=on_trial)
-        b.items, waiting = waiting, []
-        try:
-            with Heartbeat(study, lambda: [i.trial._trial_id for i in b.items if not i.done]):
-                new: list[_Item] = []
-                while room > 0 and len([i for i in b.items if i.wait_for is None]) < batch:
-                    new.append(b.ask())
-                    asked += 1
-                    room -= 1
-                    if getattr(sampler, "exhausted", False):
-                        break
-                if new and state is not None and state.budget is not None:
-                    b.admit(new, state.budget)
-                index, running = evaluated_keys(study, exclude={i.trial.number for i in b.items})
-                for item in b.items:  # a trial waited for has finished: copy it, or (interrupted) train
-                    if item.wait_for is not None and item.wait_for not in running.values():
-                        item.wait_for = None
-                b.classify(index, running)
-                b.train()
-        except BaseException:
-            with sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
-                b.abort()
-            raise
-        waiting = [i for i in b.items if not i.done and i.wait_for is not None]
-        if waiting and all(i.wait_for is not None for i in b.items if not i.done) and room <= 0:
-            time.sleep(poll)
-    return asked
-
-
-# -------------------------------------------------------------------------------------- driver
-@dataclass
-class RunConfig:
-    """How one invocation runs (not part of the study: may change between runs)."""
-
-    trials: int
-    workers: int = 1
-    batch: int = 8  # candidates trained together as one population
-    pruner: str = "median"
-    device: str = "cpu"
-    plots: bool = True
-    artifacts: str | None = None  # artifact folder (default: next to the storage)
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
-
-
-def _open(url: str, name: str, settings: SearchSettings | None, cfg: RunConfig, worker: int
-          ) -> tuple[optuna.Study, SearchSettings, Space, bool]:
-    from .samplers import make_pruner, make_sampler, seed_for_worker
-    from .storage import create_or_load_study, load_study, open_storage, read_settings
-
-    storage = open_storage(url)
-    if settings is None:  # a worker: everything comes from the study
-        settings = read_settings(load_study(storage, name))
-    space = settings.load_space()
-    sampler = make_sampler(settings.sampler, space, seed=seed_for_worker(settings.seed, worker), batch=cfg.batch)
-    pruner = make_pruner("none" if settings.multi_objective else cfg.pruner, fidelity_for(settings), batch=cfg.batch)
-    study, created = create_or_load_study(storage, name, settings, sampler=sampler, pruner=pruner)
-    return study, settings, space, created
-
-
-def _worker_job(url: str, name: str, cfg: RunConfig, trials: int, worker: int) -> int:
-    """One local worker process (joblib/loky): its own storage connection and sampler stream."""
-    torch_threads = max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
-    import torch
-
-    torch.set_num_threads(torch_threads)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study, settings, space, _ = _open(url, name, None, cfg, worker)
-    from .storage import artifact_store
-
-    return run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
-                      store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
-                      plots=cfg.plots)
-
-
-def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunConfig,
-               on_start: Callable[[optuna.Study, SearchSettings, int], None] | None = None,
-               on_trial: OnTrial | None = None) -> optuna.Study:
-    """Create or resume study ``name`` and run ``cfg.trials`` more trials (``settings`` None: a
-    worker joining an existing study). ``on_start(study, settings, trials)`` is called once the
-    study is ready; ``on_trial`` for each finished trial of this run (polled when workers > 1).
-
-    KeyboardInterrupt: every trial this run left running is failed, then it propagates.
-    """
-    from .samplers import ExhaustiveSampler
-    from .storage import artifact_store
-
-    study, settings, space, created = _open(url, name, settings, cfg, 0)
-    from .leaderboard import REFERENCES_ATTR, setup_references
-
-    if REFERENCES_ATTR not in study.user_attrs:
-        setup_references(study, space, settings, cfg.device)
-    trials = cfg.trials
-    if isinstance(study.sampler, ExhaustiveSampler):
-        trials = min(trials, study.sampler.remaining(study))  # enqueued references are among them
-    state = budget_state(study)
-    # The study's budget grows by this run's trials (counting from the trials it already has, WAITING
-    # ones being this run's to ask) but never shrinks: workers elsewhere may be spending it.
-    study.set_user_attr(BUDGET_ATTR, max(state.budget or 0, state.counted - state.waiting + trials))
-    if on_start is not None:
-        on_start(study, settings, trials)
-    if cfg.workers == 0:  # create (or extend) the study for `actsearch worker`s: train nothing here
-        return study
-    try:
-        if cfg.workers <= 1:
-            run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
-                       store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
-                       plots=cfg.plots, on_trial=on_trial)
-        else:
-            _run_parallel(study, url, name, cfg, trials, on_trial)
-    except BaseException:
-        cleanup_run(study, cfg.run_id)
-        raise
-    return study
-
-
-def _run_parallel(study: optuna.Study, url: str, name: str, cfg: RunConfig, trials: int,
-                  on_trial: OnTrial | None) -> None:
-    from joblib import Parallel, delayed
-
-    shares = [trials // cfg.workers + (i < trials % cfg.workers) for i in range(cfg.workers)]
-    stop = threading.Event()
-
-    def poll() -> None:  # the workers are other processes: follow them through the storage
-        seen: set[int] = set()
-        while True:
-            last = stop.is_set()
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
-                if t.number not in seen and t.user_attrs.get("run") == cfg.run_id:
-                    seen.add(t.number)
-                    if on_trial is not None:
-                        on_trial(t)
-            if last:
-                return
-            stop.wait(1.0)
-
-    watcher = threading.Thread(target=poll, daemon=True)
-    watcher.start()
-    try:
-        Parallel(n_jobs=cfg.workers, backend="loky")(
-            delayed(_worker_job)(url, name, cfg, share, i) for i, share in enumerate(shares) if share > 0)
-    finally:
-        stop.set()
-        watcher.join(timeout=30)

@@ -183,6 +183,10 @@ class TorchPrinter:
             return f"{self._paren(a, sp.Mul)} / {c + (EPS if c >= 0 else -EPS)!r}"
         return _FORMS[type(e)].format(self._print(a), self._print(b))
 
+    def _print_sinc(self, e: sp.Expr) -> str:
+        # The table's template divides its argument by π: a sum must be parenthesised first.
+        return _FORMS[type(e)].format(self._paren(e.args[0], sp.Mul))
+
     def _paren(self, e: sp.Expr, outer: type) -> str:
         s = self._print(e)
         needs = (

@@ -267,3 +267,7 @@ def test_torch_source_of_printer_is_readable() -> None:
     assert parse("cos(x) - x").torch_source == "torch.cos(x) - x"
     assert parse("x*sigmoid(beta*x)").torch_source == "x * torch.sigmoid(beta * x)"
     assert parse("sinc(x)").torch_source == "torch.sinc(x / math.pi)"  # paper: sin(x)/x
+    # A sum inside sinc is parenthesised before the division by π (it once read x + (β/π)).
+    assert parse("sinc(x + beta)").torch_source == "torch.sinc((beta + x) / math.pi)"
+    t = torch.tensor([0.3, 2.0])
+    assert torch.allclose(parse("sinc(x**2 + tanh(x))").evaluate(t), torch.sin(t**2 + torch.tanh(t)) / (t**2 + torch.tanh(t)))

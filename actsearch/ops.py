@@ -22,7 +22,7 @@ import sympy as sp
 from ._sympy_funcs import EPS, logabs, safediv, sigmoid, softplus, sqrtabs
 from .errors import UnknownOperatorError
 
-__all__ = ["Op", "OPS", "PAPER_UNARY", "PAPER_BINARY", "lookup", "torch_forms", "EPS"]
+__all__ = ["Op", "OPS", "PAPER_UNARY", "PAPER_BINARY", "lookup", "torch_forms", "c_forms", "EPS"]
 
 Builder = Callable[..., sp.Expr]
 
@@ -39,6 +39,7 @@ class Op:
     betas: tuple[float, ...] = ()  # initial value of each trainable β the operator introduces
     func: type | None = None  # the sympy class this row introduces, when it is a primitive …
     torch: str | None = None  # … and that class's torch source; {0}, {1} are the printed args
+    c: str | None = None  # … and its C (float32) source, for the fused CPU kernels (fused.py)
     aliases: tuple[str, ...] = field(default=())
     safe: str = ""  # how the operator is kept finite, when the raw formula is not
 
@@ -56,37 +57,37 @@ _ROWS: list[Op] = [
     # ---- paper: unary (25) -------------------------------------------------------------------
     _u("x", "x", lambda x: x, aliases=("identity", "id", "linear")),
     _u("neg", "−x", lambda x: -x),
-    _u("abs", "|x|", sp.Abs, func=sp.Abs, torch="torch.abs({0})"),
+    _u("abs", "|x|", sp.Abs, func=sp.Abs, torch="torch.abs({0})", c="fabsf({0})"),
     _u("square", "x²", lambda x: x**2),
     _u("cube", "x³", lambda x: x**3),
-    _u("sqrt", "√x", sqrtabs, func=sqrtabs, torch="torch.sqrt(torch.abs({0}) + EPS)",
+    _u("sqrt", "√x", sqrtabs, func=sqrtabs, torch="torch.sqrt(torch.abs({0}) + EPS)", c="sqrtf(fabsf({0}) + EPS)",
        aliases=("sqrtabs",),
        safe="√(|x|+ε): finite for x<0, slope ≤ 1/(2√ε) at 0"),
     _u("scale", "βx", lambda x, b: b * x, betas=(1.0,)),
     _u("shift", "x+β", lambda x, b: x + b, betas=(0.0,)),
-    _u("log", "log(|x|+ε)", logabs, func=logabs, torch="torch.log(torch.abs({0}) + EPS)",
+    _u("log", "log(|x|+ε)", logabs, func=logabs, torch="torch.log(torch.abs({0}) + EPS)", c="logf(fabsf({0}) + EPS)",
        aliases=("logabs",), safe="log(|x|+ε): finite at 0, slope ≤ 1/ε"),
-    _u("exp", "exp(x)", sp.exp, func=sp.exp, torch="torch.exp({0})"),
-    _u("sin", "sin(x)", sp.sin, func=sp.sin, torch="torch.sin({0})"),
-    _u("cos", "cos(x)", sp.cos, func=sp.cos, torch="torch.cos({0})"),
-    _u("sinh", "sinh(x)", sp.sinh, func=sp.sinh, torch="torch.sinh({0})"),
-    _u("cosh", "cosh(x)", sp.cosh, func=sp.cosh, torch="torch.cosh({0})"),
-    _u("tanh", "tanh(x)", sp.tanh, func=sp.tanh, torch="torch.tanh({0})"),
-    _u("asinh", "sinh⁻¹(x)", sp.asinh, func=sp.asinh, torch="torch.asinh({0})",
+    _u("exp", "exp(x)", sp.exp, func=sp.exp, torch="torch.exp({0})", c="expf({0})"),
+    _u("sin", "sin(x)", sp.sin, func=sp.sin, torch="torch.sin({0})", c="sinf({0})"),
+    _u("cos", "cos(x)", sp.cos, func=sp.cos, torch="torch.cos({0})", c="cosf({0})"),
+    _u("sinh", "sinh(x)", sp.sinh, func=sp.sinh, torch="torch.sinh({0})", c="sinhf({0})"),
+    _u("cosh", "cosh(x)", sp.cosh, func=sp.cosh, torch="torch.cosh({0})", c="coshf({0})"),
+    _u("tanh", "tanh(x)", sp.tanh, func=sp.tanh, torch="torch.tanh({0})", c="tanhf({0})"),
+    _u("asinh", "sinh⁻¹(x)", sp.asinh, func=sp.asinh, torch="torch.asinh({0})", c="asinhf({0})",
        aliases=("arcsinh",)),
-    _u("atan", "tan⁻¹(x)", sp.atan, func=sp.atan, torch="torch.atan({0})",
+    _u("atan", "tan⁻¹(x)", sp.atan, func=sp.atan, torch="torch.atan({0})", c="atanf({0})",
        aliases=("arctan",)),
     # sympy's sinc is the unnormalised sin(x)/x of the paper; torch's is sin(πx)/(πx).
-    _u("sinc", "sin(x)/x", sp.sinc, func=sp.sinc, torch="torch.sinc({0} / math.pi)",
+    _u("sinc", "sin(x)/x", sp.sinc, func=sp.sinc, torch="torch.sinc({0} / math.pi)", c="_sinc({0})",
        safe="sinc(0) = 1, no 0/0"),
     _u("relu", "max(x, 0)", lambda x: sp.Max(x, 0), aliases=("maxzero",)),
     _u("minzero", "min(x, 0)", lambda x: sp.Min(x, 0), aliases=("negrelu",)),
-    _u("sigmoid", "σ(x)", sigmoid, func=sigmoid, torch="torch.sigmoid({0})",
+    _u("sigmoid", "σ(x)", sigmoid, func=sigmoid, torch="torch.sigmoid({0})", c="_sigmoid({0})",
        aliases=("sigma", "logistic")),
-    _u("softplus", "log(1+eˣ)", softplus, func=softplus, torch="F.softplus({0})",
+    _u("softplus", "log(1+eˣ)", softplus, func=softplus, torch="F.softplus({0})", c="_softplus({0})",
        safe="computed without overflowing eˣ"),
     _u("gaussian", "exp(−x²)", lambda x: sp.exp(-x**2), aliases=("gauss",)),
-    _u("erf", "erf(x)", sp.erf, func=sp.erf, torch="torch.erf({0})"),
+    _u("erf", "erf(x)", sp.erf, func=sp.erf, torch="torch.erf({0})", c="erff({0})"),
     _u("beta", "β", lambda x, b: b, betas=(1.0,), aliases=("const",)),
     # ---- paper: binary (10) ------------------------------------------------------------------
     _b("add", "x1 + x2", lambda a, b: a + b),
@@ -94,9 +95,10 @@ _ROWS: list[Op] = [
     _b("sub", "x1 − x2", lambda a, b: a - b),
     _b("div", "x1 / (x2 + ε)", safediv, func=safediv,
        torch="({0}) / ({1} + torch.copysign(torch.full_like({1}, EPS), {1}))",
+       c="({0}) / (({1}) + copysignf(EPS, {1}))",
        aliases=("safediv",), safe="x1/(x2 ± ε) with ε's sign following x2: |denominator| ≥ ε"),
-    _b("max", "max(x1, x2)", sp.Max, func=sp.Max, torch="torch.maximum({0}, {1})"),
-    _b("min", "min(x1, x2)", sp.Min, func=sp.Min, torch="torch.minimum({0}, {1})"),
+    _b("max", "max(x1, x2)", sp.Max, func=sp.Max, torch="torch.maximum({0}, {1})", c="_max({0}, {1})"),
+    _b("min", "min(x1, x2)", sp.Min, func=sp.Min, torch="torch.minimum({0}, {1})", c="_min({0}, {1})"),
     _b("sigmul", "σ(x1) · x2", lambda a, b: sigmoid(a) * b),
     _b("rbf", "exp(−β(x1 − x2)²)", lambda a, b, be: sp.exp(-be * (a - b)**2), betas=(1.0,)),
     _b("laplace", "exp(−β|x1 − x2|)", lambda a, b, be: sp.exp(-be * sp.Abs(a - b)), betas=(1.0,)),
@@ -157,6 +159,11 @@ def lookup(name: str, *, arity: int | None = None) -> Op:
 def torch_forms() -> dict[type, str]:
     """sympy class -> torch source template, derived from the table for the printer."""
     return {op.func: op.torch for op in _ROWS if op.func is not None and op.torch is not None}
+
+
+def c_forms() -> dict[type, str]:
+    """sympy class -> float32 C source template, for the fused kernels (:mod:`actsearch.fused`)."""
+    return {op.func: op.c for op in _ROWS if op.func is not None and op.c is not None}
 
 
 assert len(PAPER_UNARY) == 25 and len(PAPER_BINARY) == 10, "the paper's space is 25 + 10 ops"

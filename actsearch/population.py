@@ -29,6 +29,7 @@ from torch import nn
 
 from .activations import ActivationSpec
 from .data import Dataset
+from .fused import PopulationKernel, population_kernel
 from .models import build_model
 from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
                     make_optimizer, resolve_device)
@@ -39,8 +40,12 @@ __all__ = ["train_population", "StackedNet"]
 class StackedNet:
     """K child networks of one architecture held as stacked tensors with a leading member dim."""
 
-    def __init__(self, models: Sequence[nn.Module], kind: str, dropout: float, input_shape: Sequence[int]) -> None:
+    def __init__(self, models: Sequence[nn.Module], kind: str, dropout: float, input_shape: Sequence[int],
+                 kernel: PopulationKernel | None = None) -> None:
         first = models[0]
+        # Fused C activations (actsearch.fused), member i -> kernel function i; None: torch ops.
+        self.kernel = kernel
+        self.members = list(range(len(models)))
         self.kind, self.dropout, self.input_shape = kind, dropout, tuple(input_shape)
         self.conv_args = ({"stride": first.layers[0].stride, "padding": first.layers[0].padding}
                           if kind == "cnn" else {})
@@ -92,9 +97,12 @@ class StackedNet:
         for name, b in self.buffers.items():
             self.buffers[name] = b.index_select(0, idx)
         self.acts = [self.acts[i] for i in keep]
+        self.members = [self.members[i] for i in keep]
 
     # ------------------------------------------------------------------------------- forward
     def _activate(self, h: torch.Tensor, layer: int, dim: int) -> torch.Tensor:
+        if self.kernel is not None:  # one C call for all members, forward and backward
+            return self.kernel(h, self.members, [acts[layer] for acts in self.acts], dim)
         # split/unbind + cat/stack: the backward of a split is one cat, not K zero-filled scatters.
         if dim == 0:
             return torch.stack([acts[layer](x) for acts, x in zip(self.acts, h.unbind(0))])
@@ -196,12 +204,15 @@ def train_population(
     dataset: Dataset | None = None,
     *,
     trace: dict[int, list[float]] | None = None,
+    fused: bool = True,
 ) -> list[TrainResult]:
     """Train ``activations[i]`` with ``seeds[i]`` for every i as one stacked network.
 
     ``report(i, step, val_acc)`` is called at each checkpoint for each live member; True prunes
     member i only. Results come back in input order, as :func:`train_one` would give them.
-    ``trace``, if given, maps each member index to its per-step training losses.
+    ``trace``, if given, maps each member index to its per-step training losses. On CPU the
+    activations run as fused C kernels (:mod:`actsearch.fused`) when every member has a sympy
+    form and a C compiler is present; ``fused=False`` (or ``ACTSEARCH_FUSED=0``) keeps torch ops.
     """
     if len(activations) != len(seeds):
         raise ValueError(f"{len(activations)} activations but {len(seeds)} seeds")
@@ -213,7 +224,8 @@ def train_population(
     t0 = time.perf_counter()
     models = [build_model(fid.model, a, data.input_shape, data.num_classes, seed=s).to(dev)
               for a, s in zip(activations, seeds)]
-    net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape)
+    net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape,
+                     population_kernel(activations, dev) if fused else None)
     del models
     opt = make_optimizer(net.parameters(), fid)
     lr_at(fid, 0)

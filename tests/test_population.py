@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from actsearch.fused import enabled as fused_enabled, population_kernel
 from actsearch.models import ModelSpec
+from actsearch.parser import parse
 from actsearch.population import train_population
 from actsearch.train import Fidelity, get_fidelity, train_one
 
@@ -154,3 +156,51 @@ def test_paper_candidates_match() -> None:
 def test_cnn_paper_candidates_match() -> None:
     fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(6, 8, 8)), steps=40, eval_every=20)
     _compare(fid, ["max(x, sigmoid(x))", "cos(x)-x", "atan(x)**2-x", "gelu"], [0, 1, 2, 3])
+
+
+# ---------------------------------------------------------------- fused C activations (CPU)
+needs_cc = pytest.mark.skipif(not fused_enabled(), reason="no C compiler for the fused kernels")
+FUSED: list[Any] = ["relu", parse("x*sigmoid(beta*x)"), parse("max(x, sin(x))"), "gelu", parse("x*atan(x) + beta")]
+
+
+@needs_cc
+def test_fused_members_follow_their_solo_trajectories() -> None:
+    """The C kernels (per-channel β included) against train_one's torch ops: same 1e-4 bound."""
+    assert population_kernel(FUSED, torch.device("cpu")) is not None
+    _compare(SMOKE, FUSED, [0, 1, 2, 3, 4])
+
+
+@needs_cc
+@pytest.mark.parametrize("norm", ["none", "batch"])
+def test_fused_cnn_members_follow_their_solo_trajectories(norm: str) -> None:
+    fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(6, 8, 8), norm=norm), steps=60, eval_every=30)
+    _compare(fid, FUSED[:4], [0, 1, 2, 3])
+
+
+@needs_cc
+def test_fused_and_torch_paths_give_the_same_trajectories() -> None:
+    runs = []
+    for fused in (True, False):
+        trace: dict[int, list[float]] = {}
+        train_population(FUSED, SMOKE, [0, 1, 2, 3, 4], trace=trace, fused=fused)
+        runs.append(trace)
+    for i in range(len(FUSED)):
+        assert max(abs(a - b) for a, b in zip(runs[0][i], runs[1][i])) < 1e-4
+
+
+@needs_cc
+def test_fused_diverged_and_pruned_members_leave_the_kernel_dispatch_right() -> None:
+    """A member that diverges (exp(exp(3x))) and one pruned mid-run are dropped from the stack; the
+    survivors keep their own functions (dispatch by member index) and their solo trajectories."""
+    acts: list[Any] = ["relu", parse("exp(exp(3*x))"), parse("x*sigmoid(beta*x)"), "tanh"]
+    trace: dict[int, list[float]] = {}
+    res = train_population(acts, SMOKE, [0, 1, 2, 3], trace=trace,
+                           report=lambda i, step, acc: i == 0 and step >= 50)
+    bad = train_one(acts[1], SMOKE, seed=1)
+    assert res[1].status == "diverged" == bad.status and res[1].steps == bad.steps
+    assert res[0].status == "pruned" and res[0].steps == 50
+    for i in (2, 3):
+        solo_trace: list[float] = []
+        solo = train_one(acts[i], SMOKE, seed=i, trace=solo_trace)
+        assert res[i].status == "ok" == solo.status
+        assert max(abs(a - b) for a, b in zip(trace[i], solo_trace)) < 1e-4

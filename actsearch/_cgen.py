@@ -1,0 +1,381 @@
+"""sympy → float32 C: the source of the fused population kernels (see :mod:`actsearch.fused`).
+
+For each candidate f(x; β) this writes ``fwd_i`` (y = f) and ``bwd_i`` (∂L/∂x and the per-element
+∂L/∂β), one vectorisable loop each, from the operator table's ``c`` column and sympy's symbolic
+derivatives with ``sympy.cse``; then a dispatcher that runs every member of a population, in
+parallel over members, on its own function. Before differentiating, max/min/sinc/safediv are
+rewritten into forms whose derivatives are torch's at ties (see :func:`_torch_ties`).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import sympy as sp
+from sympy.codegen.ast import float32, real
+from sympy.printing.c import C99CodePrinter
+
+from ._sympy_funcs import EPS, safediv
+from .errors import ActsearchError
+from .ops import c_forms
+
+__all__ = ["CodegenError", "c_source"]
+
+
+class CodegenError(ActsearchError):
+    """An expression the C printer has no form for."""
+
+
+# ------------------------------------------------------------------ sympy forms with torch's ties
+class _Real(sp.Function):
+    """Real-valued for real arguments (else sympy differentiates |f| through re and im)."""
+
+    def _eval_is_real(self) -> bool | None:
+        return all(a.is_real for a in self.args) or None
+
+
+class _StepOpen(_Real):  # 1 for a > 0, 0 for a ≤ 0 (torch.relu's slope)
+    nargs = 1
+
+
+class _StepClosed(_Real):  # 1 for a ≥ 0, 0 for a < 0 (clamp_max's slope at the bound)
+    nargs = 1
+
+
+class _ClampMin(_Real):
+    """max(a, c), c a constant, as the torch printer writes it: torch.relu for c = 0 (slope 0 at the
+    tie), else clamp_min (slope 1 at the tie)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, c = self.args
+        return (_StepOpen(a - c) if c == 0 else _StepClosed(a - c)) if argindex == 1 else sp.S.Zero
+
+
+class _ClampMax(_Real):
+    """min(a, c), c a constant: clamp_max, slope 1 at the tie."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, c = self.args
+        return _StepClosed(c - a) if argindex == 1 else sp.S.Zero
+
+
+class _Hardtanh(_Real):
+    """min(max(a, lo), hi): F.hardtanh, slope 0 at both ends."""
+
+    nargs = 3
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, lo, hi = self.args
+        return _StepOpen(a - lo) * _StepOpen(hi - a) if argindex == 1 else sp.S.Zero
+
+
+class _Max2(_Real):
+    """max(a, b) of two functions, unflattened: torch.maximum splits the gradient of a tie."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        return sp.Heaviside(a - b, sp.S.Half) if argindex == 1 else sp.Heaviside(b - a, sp.S.Half)
+
+
+class _Min2(_Real):
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        return sp.Heaviside(b - a, sp.S.Half) if argindex == 1 else sp.Heaviside(a - b, sp.S.Half)
+
+
+class _CopySign1(_Real):  # ±1 by the sign bit, as torch.copysign reads −0.0
+    nargs = 1
+
+
+class _SafeDiv(_Real):
+    """safediv with ε's sign from copysign, as its torch and C forms (fdiff in _sympy_funcs reads
+    sign(0) = +1 also for −0.0)."""
+
+    nargs = 2
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        a, b = self.args
+        den = b + EPS * _CopySign1(b)
+        return 1 / den if argindex == 1 else -a / den**2
+
+
+class _DSinc(_Real):
+    nargs = 1
+
+
+class _Sinc(_Real):
+    """sin(a)/a with its derivative as one guarded function (sympy's has 0/0 at a = 0)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return _DSinc(self.args[0])
+
+
+_PRELUDE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#ifdef ACTSEARCH_LIBMVEC
+#define VEC __attribute__((simd("notinbranch")))
+#else
+#define VEC
+#endif
+/* sin and cos are declared const and built with -fno-builtin-sinf/cosf: otherwise GCC merges a
+   sin and a cos of one argument into sincosf, which does not vectorise. */
+VEC __attribute__((const)) float sinf(float); VEC __attribute__((const)) float cosf(float);
+VEC float expf(float); VEC float logf(float); VEC float log1pf(float);
+VEC float sinhf(float); VEC float coshf(float); VEC float tanhf(float);
+VEC float asinhf(float); VEC float atanf(float); VEC float erff(float); float powf(float, float);
+#define fabsf __builtin_fabsf
+#define sqrtf __builtin_sqrtf
+#define copysignf __builtin_copysignf
+#define EPS %(eps)sf
+static inline float _sq(float a) { return a * a; }
+static inline float _sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
+static inline float _softplus(float a) { float s = log1pf(expf(a)); return a > 20.0f ? a : s; }
+/* Selects by arithmetic on 0/1 masks: a ?: around a call is control flow GCC will not vectorise. */
+static inline float _sinc(float a) { float z = a == 0.0f, s = sinf(a) / (a + z); return s + z; }
+static inline float _dsinc(float a) {  /* (a cos a - sin a)/a^2, by its series near 0 */
+  float m = fabsf(a) < 0.05f, d = a + m;
+  float big = (a * cosf(a) - sinf(a)) / (d * d), small = a * (a * a / 30.0f - 1.0f / 3.0f);
+  return m * small + (1.0f - m) * big;
+}
+static inline float _max(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float _min(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline float _heaviside(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? 0.0f : 0.5f); }
+static inline float _step(float a, float at0) { return a > 0.0f ? 1.0f : (a < 0.0f ? 0.0f : at0); }
+static inline float _gate(float g, float v) { return g == 0.0f ? 0.0f : g * v; }
+static inline float _sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }
+"""
+
+_DISPATCH = r"""
+typedef void (*fwd_fn)(int64_t, const float*, float*, const float* const*);
+typedef void (*bwd_fn)(int64_t, const float*, const float*, float*, const float* const*, float* const*);
+static const fwd_fn FWD[] = {%(fwd)s};
+static const bwd_fn BWD[] = {%(bwd)s};
+static const int NB[] = {%(nb)s};
+#define MAXB %(maxb)d
+
+/* beta j of member k, per element of a run of R = C*L values (per channel: index r / L). */
+static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t L, float* out) {
+  for (int64_t r = 0; r < R; r++) out[r] = beta[per_channel ? r / L : 0];
+}
+
+/* Member k's values start at x + k*sk; its sample n at + n*sn, R contiguous values each.
+   Members run in parallel on torch's own OpenMP pool (the library links the libgomp torch loaded). */
+int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t L, int64_t sk,
+                      int64_t sn, const float* x, float* y, const float* const* beta,
+                      const int64_t* per_channel) {
+  int err = 0;
+  #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
+  for (int64_t k = 0; k < K; k++) {
+    int f = fid[k];
+    float* scratch = malloc(sizeof(float) * (NB[f] * R + 1));
+    if (!scratch) { err = 1; continue; }
+    const float* b[MAXB];
+    for (int j = 0; j < NB[f]; j++) {
+      expand(beta[k * MAXB + j], per_channel[k], R, L, scratch + j * R);
+      b[j] = scratch + j * R;
+    }
+    for (int64_t n = 0; n < N; n++) FWD[f](R, x + k * sk + n * sn, y + k * sk + n * sn, b);
+    free(scratch);
+  }
+  return err;
+}
+
+/* gbeta[k*MAXB + j]: where dL/dbeta_j of member k goes (C values per channel, else 1), or NULL. */
+int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t L, int64_t sk,
+                       int64_t sn, const float* x, const float* gy, float* gx,
+                       const float* const* beta, const int64_t* per_channel, float* const* gbeta) {
+  int err = 0;
+  #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
+  for (int64_t k = 0; k < K; k++) {
+    int f = fid[k];
+    float* scratch = malloc(sizeof(float) * (2 * NB[f] * R + 1));
+    if (!scratch) { err = 1; continue; }
+    const float* b[MAXB];
+    float* g[MAXB];
+    for (int j = 0; j < NB[f]; j++) {
+      expand(beta[k * MAXB + j], per_channel[k], R, L, scratch + j * R);
+      b[j] = scratch + j * R;
+      g[j] = scratch + (NB[f] + j) * R;
+      for (int64_t r = 0; r < R; r++) g[j][r] = 0.0f;
+    }
+    int64_t off = k * sk;
+    for (int64_t n = 0; n < N; n++, off += sn) BWD[f](R, x + off, gy + off, gx + off, b, g);
+    for (int j = 0; j < NB[f]; j++) {
+      float* out = gbeta[k * MAXB + j];
+      if (!out) continue;
+      if (per_channel[k]) {
+        for (int64_t c = 0; c < R / L; c++) {
+          float s = 0.0f;
+          for (int64_t l = 0; l < L; l++) s += g[j][c * L + l];
+          out[c] = s;
+        }
+      } else {
+        float s = 0.0f;
+        for (int64_t r = 0; r < R; r++) s += g[j][r];
+        out[0] = s;
+      }
+    }
+    free(scratch);
+  }
+  return err;
+}
+"""
+
+
+class _CPrinter(C99CodePrinter):
+    """float32 C for the operator table's primitives (its ``c`` column) and their derivatives."""
+
+    _EXTRA = {
+        sp.Heaviside: "_heaviside({0})", sp.sign: "_sign({0})", _StepOpen: "_step({0}, 0.0f)",
+        _StepClosed: "_step({0}, 1.0f)", _ClampMin: "_max({0}, {1})", _ClampMax: "_min({0}, {1})",
+        _Max2: "_max({0}, {1})", _Min2: "_min({0}, {1})", _Hardtanh: "_min(_max({0}, {1}), {2})",
+        _Sinc: "_sinc({0})", _DSinc: "_dsinc({0})", _CopySign1: "copysignf(1.0f, {0})",
+    }
+    _GATES = (sp.Heaviside, _StepOpen, _StepClosed)
+
+    def __init__(self) -> None:
+        super().__init__({"type_aliases": {real: float32}})
+        self.forms = {**c_forms(), **self._EXTRA}
+        self.forms[_SafeDiv] = self.forms[safediv]
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # A step factor gates the rest to exactly 0, as torch's masked gradient does: the inactive
+        # branch of a max may be inf at the same point (0 * inf would be NaN).
+        gates = [f for f in expr.args if isinstance(f, self._GATES)]
+        if not gates:
+            return super()._print_Mul(expr)
+        rest = sp.Mul(*[f for f in expr.args if not isinstance(f, self._GATES)])
+        gate = " * ".join(self._print(g) for g in gates)
+        return f"_gate({gate}, {self._print(rest)})"
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        if isinstance(expr, sp.Basic) and expr.is_number and not expr.is_Relational:
+            value = complex(sp.N(expr, 17))
+            if value.imag != 0 or not math.isfinite(value.real):
+                raise CodegenError(f"constant {expr} has no float32 C form")
+            return f"({value.real!r}f)"
+        if isinstance(expr, (sp.Max, sp.Min)):
+            fn = "_max" if isinstance(expr, sp.Max) else "_min"
+            out = self._print(expr.args[0])
+            for a in expr.args[1:]:
+                out = f"{fn}({out}, {self._print(a)})"
+            return out
+        form = self.forms.get(type(expr)) if isinstance(expr, sp.Basic) else None
+        if form is not None:
+            return form.format(*(self._print(a) for a in expr.args))
+        if isinstance(expr, sp.Function) and not isinstance(expr, sp.Piecewise) and type(expr) not in (
+                sp.exp, sp.log, sp.sqrt):
+            raise CodegenError(f"no C form for {type(expr).__name__}")
+        return super()._print(expr, **kwargs)
+
+    def _print_Pow(self, expr: sp.Pow) -> str:
+        base, exp = expr.args
+        b = self._print(base)
+        if exp == 2:
+            return f"_sq({b})"
+        if exp == 3:
+            return f"(_sq({b}) * ({b}))"
+        if exp == -1:
+            return f"(1.0f / ({b}))"
+        if exp == -2:
+            return f"(1.0f / _sq({b}))"
+        if exp == sp.Rational(1, 2):
+            return f"sqrtf({b})"
+        if exp == sp.Rational(-1, 2):
+            return f"(1.0f / sqrtf({b}))"
+        return f"powf({b}, {self._print(exp)})"
+
+
+def _torch_ties(e: sp.Expr) -> sp.Expr:
+    """The expression as the torch printer folds it (compiler.TorchPrinter._fold): n-ary max/min
+    as nested binary ones, constants last as clamps, min(max(a, lo), hi) as hardtanh; sinc with a
+    guarded derivative. Same values; the derivatives then agree with torch's at ties too."""
+    if e.is_Atom:
+        return e
+    if isinstance(e, sp.Min) and len(e.args) == 2:
+        hi = next((a for a in e.args if a.is_number), None)
+        inner = next((a for a in e.args if isinstance(a, sp.Max) and len(a.args) == 2), None)
+        lo = next((a for a in inner.args if a.is_number), None) if inner is not None else None
+        if hi is not None and lo is not None and bool(lo < hi):
+            arg = next(a for a in inner.args if not a.is_number)  # type: ignore[union-attr]
+            return _Hardtanh(_torch_ties(arg), lo, hi)
+    args = [_torch_ties(a) for a in e.args]
+    if isinstance(e, (sp.Max, sp.Min)):
+        pair, clamp = (_Max2, _ClampMin) if isinstance(e, sp.Max) else (_Min2, _ClampMax)
+        others = [a for a in args if not a.is_number]
+        out = others[0]
+        for o in others[1:]:
+            out = pair(out, o)
+        for c in (a for a in args if a.is_number):
+            out = clamp(out, c)
+        return out
+    if isinstance(e, sp.sinc):
+        return _Sinc(args[0])
+    if isinstance(e, safediv):
+        return _SafeDiv(*args)
+    return e.func(*args)
+
+
+@functools.lru_cache(maxsize=4096)
+def _functions(expr: sp.Expr, betas: tuple[str, ...], x: sp.Symbol, index: int) -> str:
+    """C source of ``fwd_<index>`` and ``bwd_<index>`` for f(x; β)."""
+    v = sp.Symbol("v_x", real=True)
+    bs = [sp.Symbol(f"v_b{j}", real=True) for j in range(len(betas))]
+    subs = {x: v, **{s: bs[betas.index(s.name)] for s in expr.free_symbols if s.name in betas}}
+    f = _torch_ties(expr.xreplace(subs))
+    grads = [sp.diff(f, s) for s in (v, *bs)]
+    printer = _CPrinter()
+
+    def body(outputs: list[tuple[str, sp.Expr]]) -> str:
+        temps, reduced = sp.cse([e for _, e in outputs], symbols=sp.numbered_symbols("t"))
+        lines = [f"      const float {t} = {printer.doprint(e)};" for t, e in temps]
+        lines += [target.format(printer.doprint(e)) for (target, _), e in zip(outputs, reduced)]
+        return "\n".join(lines)
+
+    load = "      const float v_x = X[r];\n" + "".join(
+        f"      const float v_b{j} = B[{j}][r];\n" for j in range(len(bs)))
+    fwd = body([("      Y[r] = {};", f)])
+    bwd = body([("      GX[r] = GY[r] * ({});", grads[0])]
+               + [(f"      G[{j}][r] += GY[r] * ({{}});", g) for j, g in enumerate(grads[1:])])
+    return f"""
+static void fwd_{index}(int64_t R, const float* restrict X, float* restrict Y, const float* const* B) {{
+  (void)B;
+  #pragma omp simd
+  for (int64_t r = 0; r < R; r++) {{
+{load}{fwd}
+  }}
+}}
+static void bwd_{index}(int64_t R, const float* restrict X, const float* restrict GY, float* restrict GX,
+                        const float* const* B, float* const* G) {{
+  (void)B; (void)G;
+  #pragma omp simd
+  for (int64_t r = 0; r < R; r++) {{
+{load}{bwd}
+  }}
+}}
+"""
+
+
+def c_source(cands: Sequence[Any]) -> str:
+    """The C source of one population's library (one fwd/bwd pair per distinct candidate)."""
+    parts = [_PRELUDE % {"eps": repr(EPS)}]
+    for i, c in enumerate(cands):
+        parts.append(_functions(c.expr, tuple(c.betas), c.x, i))
+    n = len(cands)
+    nb = [len(c.betas) for c in cands]
+    parts.append(_DISPATCH % {
+        "fwd": ", ".join(f"fwd_{i}" for i in range(n)), "bwd": ", ".join(f"bwd_{i}" for i in range(n)),
+        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])})
+    return "".join(parts)

@@ -20,6 +20,7 @@ slice. The time limit is per candidate, amortized: a population of K may run K x
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterator, Sequence
 
@@ -30,11 +31,11 @@ from torch import nn
 from .activations import ActivationSpec
 from .data import Dataset
 from .fused import PopulationKernel, population_kernel
-from .models import build_model
+from .models import ModelSpec, build_model
 from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
                     make_optimizer, resolve_device)
 
-__all__ = ["train_population", "StackedNet"]
+__all__ = ["train_population", "StackedNet", "FUSE_MIN_WORK", "activation_units"]
 
 
 class StackedNet:
@@ -173,6 +174,23 @@ class StackedNet:
         return (pred == y).float().mean(1)
 
 
+#: Activation evaluations (steps x batch x units x members) under which building the fused kernels
+#: (~1 s of C compilation per population) costs more than it saves (~3 ns per evaluation, forward
+#: and backward, measured on 2 cores): smoke-sized runs keep torch ops.
+FUSE_MIN_WORK = 3e8
+
+
+def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:
+    """Activation outputs per example: the hidden widths (MLP) or channels x positions (CNN)."""
+    if spec.kind != "cnn":
+        return sum(spec.widths)
+    spatial, total = list(input_shape[1:]), 0
+    for width, k in zip(spec.widths, spec.kernel_sizes):
+        spatial = [(n + 2 * spec.padding - k) // spec.stride + 1 for n in spatial]
+        total += width * math.prod(spatial)
+    return total
+
+
 def _rebuild_optimizer(old: torch.optim.Optimizer, old_params: list[torch.Tensor], net: StackedNet,
                        keep: list[int], k_old: int, fid: Fidelity) -> torch.optim.Optimizer:
     """A fresh optimizer over the compacted stack carrying the survivors' state (Adam moments,
@@ -204,7 +222,7 @@ def train_population(
     dataset: Dataset | None = None,
     *,
     trace: dict[int, list[float]] | None = None,
-    fused: bool = True,
+    fused: bool | None = None,
 ) -> list[TrainResult]:
     """Train ``activations[i]`` with ``seeds[i]`` for every i as one stacked network.
 
@@ -212,7 +230,9 @@ def train_population(
     member i only. Results come back in input order, as :func:`train_one` would give them.
     ``trace``, if given, maps each member index to its per-step training losses. On CPU the
     activations run as fused C kernels (:mod:`actsearch.fused`) when every member has a sympy
-    form and a C compiler is present; ``fused=False`` (or ``ACTSEARCH_FUSED=0``) keeps torch ops.
+    form, a C compiler is present and the run is long enough to repay the build (``fused=None``:
+    :data:`FUSE_MIN_WORK`); ``fused=True`` fuses whenever possible, ``fused=False`` (or
+    ``ACTSEARCH_FUSED=0``) keeps torch ops.
     """
     if len(activations) != len(seeds):
         raise ValueError(f"{len(activations)} activations but {len(seeds)} seeds")
@@ -224,8 +244,10 @@ def train_population(
     t0 = time.perf_counter()
     models = [build_model(fid.model, a, data.input_shape, data.num_classes, seed=s).to(dev)
               for a, s in zip(activations, seeds)]
+    work = fid.steps * fid.batch_size * activation_units(fid.model, data.input_shape) * len(seeds)
+    fuse = fused if fused is not None else work >= FUSE_MIN_WORK
     net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape,
-                     population_kernel(activations, dev) if fused else None)
+                     population_kernel(activations, dev) if fuse else None)
     del models
     opt = make_optimizer(net.parameters(), fid)
     lr_at(fid, 0)

@@ -1,7 +1,7 @@
 """CLI wiring of the search commands: search, top, verify, export, worker, dashboard.
 
 The argument names are fixed by the SPEC; each command's work happens in the module it names
-(search.py, leaderboard.py, dashboard.py). Options that define a study (space, dataset, fidelity,
+(search.py and driver.py, leaderboard.py, dashboard.py). Options that define a study (space, dataset, fidelity,
 sampler, seed, seeds, cost) default to None here so that ``--study NAME`` alone resumes a study
 with the settings it was created with.
 """

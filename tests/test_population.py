@@ -35,9 +35,9 @@ ACTS: list[Any] = ["relu", "tanh", ChannelSwish, lambda c: nn.GELU()]
 SMOKE = get_fidelity("smoke").replace(steps=100, eval_every=50)
 
 
-def _compare(fid: Fidelity, acts: list[Any], seeds: list[int]) -> None:
+def _compare(fid: Fidelity, acts: list[Any], seeds: list[int], fused: bool | None = None) -> None:
     trace: dict[int, list[float]] = {}
-    pop = train_population(acts, fid, seeds, trace=trace)
+    pop = train_population(acts, fid, seeds, trace=trace, fused=fused)
     for i, (act, seed) in enumerate(zip(acts, seeds)):
         solo_trace: list[float] = []
         solo = train_one(act, fid, seed=seed, trace=solo_trace)
@@ -167,14 +167,14 @@ FUSED: list[Any] = ["relu", parse("x*sigmoid(beta*x)"), parse("max(x, sin(x))"),
 def test_fused_members_follow_their_solo_trajectories() -> None:
     """The C kernels (per-channel β included) against train_one's torch ops: same 1e-4 bound."""
     assert population_kernel(FUSED, torch.device("cpu")) is not None
-    _compare(SMOKE, FUSED, [0, 1, 2, 3, 4])
+    _compare(SMOKE, FUSED, [0, 1, 2, 3, 4], fused=True)
 
 
 @needs_cc
 @pytest.mark.parametrize("norm", ["none", "batch"])
 def test_fused_cnn_members_follow_their_solo_trajectories(norm: str) -> None:
     fid = SMOKE.replace(model=ModelSpec(kind="cnn", widths=(6, 8, 8), norm=norm), steps=60, eval_every=30)
-    _compare(fid, FUSED[:4], [0, 1, 2, 3])
+    _compare(fid, FUSED[:4], [0, 1, 2, 3], fused=True)
 
 
 @needs_cc
@@ -194,7 +194,7 @@ def test_fused_diverged_and_pruned_members_leave_the_kernel_dispatch_right() -> 
     survivors keep their own functions (dispatch by member index) and their solo trajectories."""
     acts: list[Any] = ["relu", parse("exp(exp(3*x))"), parse("x*sigmoid(beta*x)"), "tanh"]
     trace: dict[int, list[float]] = {}
-    res = train_population(acts, SMOKE, [0, 1, 2, 3], trace=trace,
+    res = train_population(acts, SMOKE, [0, 1, 2, 3], trace=trace, fused=True,
                            report=lambda i, step, acc: i == 0 and step >= 50)
     bad = train_one(acts[1], SMOKE, seed=1)
     assert res[1].status == "diverged" == bad.status and res[1].steps == bad.steps
@@ -204,3 +204,14 @@ def test_fused_diverged_and_pruned_members_leave_the_kernel_dispatch_right() -> 
         solo = train_one(acts[i], SMOKE, seed=i, trace=solo_trace)
         assert res[i].status == "ok" == solo.status
         assert max(abs(a - b) for a, b in zip(trace[i], solo_trace)) < 1e-4
+
+
+def test_fusion_is_kept_for_runs_long_enough_to_repay_the_build() -> None:
+    from actsearch.population import FUSE_MIN_WORK, activation_units
+
+    std, quick = get_fidelity("standard"), get_fidelity("quick")
+    assert activation_units(quick.model, (1, 40)) == 200
+    assert activation_units(std.model, (1, 40)) == 32 * (19 + 10 + 5)  # 40 -> 19 -> 10 -> 5
+    assert activation_units(std.model.__class__(kind="cnn", widths=(4,), kernel_sizes=(3,)), (1, 28, 28)) == 4 * 14 * 14  # (28 + 2 - 3) // 2 + 1
+    smoke_work = SMOKE.steps * SMOKE.batch_size * 32 * 8
+    assert smoke_work < FUSE_MIN_WORK < std.steps * std.batch_size * activation_units(std.model, (1, 40)) * 8

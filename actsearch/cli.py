@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_search_commands(sub, cmd_export_expr)
 
+    from .compare import add_compare_command
+
+    add_compare_command(sub)
+
     s = sub.add_parser("experiment", help="run one of the lecture's experiments (--list)")
     s.add_argument("name", nargs="?", help="experiment name (see --list)")
     s.add_argument("--list", action="store_true", help="list the experiments")

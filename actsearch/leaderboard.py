@@ -7,8 +7,6 @@ among them — those the space expresses are trials, the others were trained bes
 """
 from __future__ import annotations
 
-import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -170,53 +168,24 @@ def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", devi
     """Re-train the top ``k`` candidates with ReLU and Swish on ``seeds`` fresh seeds (the same
     seeds for all: a paired design), at ``fidelity`` on the study's dataset.
 
-    Returns one record per function: test accuracy mean ± std, the paired difference to ReLU and
-    the p-value of a paired t-test (scipy.stats.ttest_rel). Saved as the study's user attribute
-    ``verify`` and, with ``csv_path``, as CSV.
+    Returns the records of :func:`actsearch.compare.compare`, one per function: test accuracy mean ±
+    std, the paired difference to ReLU (mean and std) and the p-value of a paired t-test
+    (scipy.stats.ttest_rel). Saved as the study's user attribute ``verify`` and, with ``csv_path``,
+    as CSV.
     """
-    from scipy import stats
-
-    from .parser import parse
-    from .population import train_population
+    from .compare import compare, write_csv
     from .train import get_fidelity
 
     settings = read_settings(study)
     fid = get_fidelity(fidelity).replace(dataset=settings.dataset)
     top = [r for r in leaderboard(study, settings) if r.reference is None][:k]  # what the search found
     entries: list[tuple[str, str, Any]] = [(f"rank {r.rank} ({r.label})", r.expression, r.cand) for r in top]
-    entries += [("relu", REFERENCES["relu"], "relu"), ("swish", REFERENCES["swish"], parse(REFERENCES["swish"]))]
     # Seeds the search never used (it trained on settings.seed + j): no selection bias.
     seed_list = [10_000 + settings.seed + j for j in range(seeds)]
-    members = [(i, s) for i in range(len(entries)) for s in seed_list]
-    results = []
-    for lo in range(0, len(members), batch):
-        chunk = members[lo:lo + batch]
-        results += train_population([entries[i][2] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
-    acc = {i: [results[m].test_accuracy for m, (j, _) in enumerate(members) if j == i] for i in range(len(entries))}
-    relu = acc[len(entries) - 2]
-    records = []
-    for i, (name, expr, _) in enumerate(entries):
-        xs = [a if a is not None else math.nan for a in acc[i]]
-        ok = [a for a in xs if not math.isnan(a)]
-        mean = sum(ok) / len(ok) if ok else None
-        std = (sum((a - mean) ** 2 for a in ok) / (len(ok) - 1)) ** 0.5 if mean is not None and len(ok) > 1 else None
-        diffs = [a - b for a, b in zip(xs, relu) if b is not None and not math.isnan(a)]
-        p = None
-        if name != "relu" and len(diffs) > 1 and any(abs(d) > 0 for d in diffs):
-            p = float(stats.ttest_rel([a for a in xs if not math.isnan(a)], [b for a, b in zip(xs, relu) if not math.isnan(a)]).pvalue)
-        records.append({"name": name, "expression": expr, "test_mean": mean, "test_std": std,
-                        "diff_vs_relu": (sum(diffs) / len(diffs)) if diffs and name != "relu" else None,
-                        "p_value": p, "seeds": seed_list, "fidelity": fid.name, "test_accuracies": xs})
+    records = compare(entries, fid, seed_list, device=device, batch=batch)
     study.set_user_attr("verify", records)
     if csv_path is not None:
-        path = Path(csv_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=["name", "expression", "test_mean", "test_std", "diff_vs_relu",
-                                               "p_value", "fidelity", "seeds"])
-            w.writeheader()
-            for rec in records:
-                w.writerow({**{f: rec[f] for f in w.fieldnames if f != "seeds"}, "seeds": " ".join(map(str, seed_list))})
+        write_csv(records, csv_path)
     return records
 
 

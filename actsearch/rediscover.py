@@ -14,6 +14,18 @@ turned out to be a reference (a duplicate of it) is reported on its own line, no
 Outputs (``--output``, default ``results/rediscovery/seed-S``): leaderboard.md/csv, verify.md/csv,
 shapes.png (top 5 vs Swish), progress.png (best validation accuracy vs trial), top3.py (the top 3
 as a module), verdict.txt and command.txt.
+
+Transfer check (``--transfer FID[,FID...]``): does the verified ranking hold on another child? The
+top ``--transfer-k`` (default 3) of the search's own candidates by verified test accuracy, plus ReLU
+and Swish, are re-trained at each fidelity (e.g. ``quick``: the MLP on MNIST-1D; ``mnist``: a 2-D
+CNN on real MNIST) over ``--transfer-seeds`` paired seeds (:func:`actsearch.compare.transfer`);
+transfer.md gives per child the table, the order of the functions, Kendall's τ and Spearman's ρ
+against the verified order, and whether each of the top k still beats ReLU. With
+``--transfer-only`` it runs on an existing ``--output`` folder without searching again, from its
+study.db (user attribute ``verify``) or verify.csv, and writes transfer.md, transfer.csv and
+transfer_command.txt::
+
+    actsearch rediscover --transfer quick,mnist --transfer-only --output results/rediscovery/seed-0
 """
 from __future__ import annotations
 
@@ -46,18 +58,8 @@ def swish_like_info(expression: str) -> tuple[bool, float | None, float]:
         return False, None, math.inf
 
 
-def _diff_stats(rec: dict[str, Any], relu: dict[str, Any]) -> tuple[float | None, float | None]:
-    diffs = [a - b for a, b in zip(rec["test_accuracies"], relu["test_accuracies"])
-             if a is not None and b is not None and not (math.isnan(a) or math.isnan(b))]
-    if not diffs:
-        return None, None
-    mean = sum(diffs) / len(diffs)
-    std = (sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1)) ** 0.5 if len(diffs) > 1 else None
-    return mean, std
-
-
-def _vs_relu(rec: dict[str, Any], relu: dict[str, Any]) -> str:
-    mean, std = _diff_stats(rec, relu)
+def _vs_relu(rec: dict[str, Any]) -> str:
+    mean, std = rec.get("diff_vs_relu"), rec.get("diff_std")
     if mean is None:
         return "vs ReLU: —"
     p = f"{rec['p_value']:.3g}" if rec.get("p_value") is not None else "—"
@@ -80,7 +82,7 @@ def verdict(records: Sequence[dict[str, Any]], top: int = 5) -> tuple[bool, list
         r, _, beta, dist = hits[0]
         pos = best5.index(r) + 1
         lines.append(f"Swish-like in verified top {top}: yes (#{pos} {r['expression']} [{r['name']}], "
-                     f"β={beta:.2f}, distance {dist:.3f}); {_vs_relu(r, relu)}")
+                     f"β={beta:.2f}, distance {dist:.3f}); {_vs_relu(r)}")
         for r2, _, b2, d2 in hits[1:]:
             lines.append(f"  also Swish-like: #{best5.index(r2) + 1} {r2['expression']} (β={b2:.2f}, distance {d2:.3f})")
     else:
@@ -90,9 +92,9 @@ def verdict(records: Sequence[dict[str, Any]], top: int = 5) -> tuple[bool, list
         lines.append(f"strict (fitted β ≥ {STRICT_BETA_MIN}, i.e. not a near-linear leaky-ReLU-like match): "
                      + (f"yes ({strict[0][0]['expression']}, β={strict[0][2]:.2f})" if strict else "no"))
     if best5:
-        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0], relu)}")
+        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0])}")
     if swish is not None and swish["test_mean"] is not None:
-        lines.append(f"reference swish x*sigmoid(beta*x): {swish['test_mean']:.4f}; {_vs_relu(swish, relu)}")
+        lines.append(f"reference swish x*sigmoid(beta*x): {swish['test_mean']:.4f}; {_vs_relu(swish)}")
     if relu["test_mean"] is not None:
         lines.append(f"reference relu: {relu['test_mean']:.4f} ± {relu['test_std'] or 0:.4f}")
     return bool(hits), lines
@@ -154,6 +156,113 @@ def _progress_plot(study: Any, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _command_line(args: argparse.Namespace, keys: Sequence[str] | None = None) -> str:
+    """The command with every option spelled out (``keys``: only these), for command.txt."""
+    opts = {k: v for k, v in vars(args).items() if k not in ("run", "command") and v not in (None, False)
+            and (keys is None or k in keys)}
+    return "actsearch rediscover " + " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}") for k, v in opts.items())
+
+
+def _transfer_fidelities(args: argparse.Namespace) -> list[str]:
+    """The --transfer presets, checked before anything trains (a typo must not cost a search)."""
+    from .errors import ActsearchError
+    from .train import get_fidelity
+
+    names = [n.strip() for n in (args.transfer or "").split(",") if n.strip()]
+    if args.transfer is not None and not names:
+        raise ActsearchError("--transfer needs fidelity names, e.g. --transfer quick,mnist")
+    if args.transfer_only and not names:
+        raise ActsearchError("--transfer-only needs --transfer FID[,FID...], e.g. --transfer quick,mnist")
+    if names and (args.transfer_k < 1 or args.transfer_seeds < 2 or args.transfer_batch < 1):
+        raise ActsearchError(f"--transfer-k and --transfer-batch must be ≥ 1 and --transfer-seeds ≥ 2 (a paired "
+                             f"t-test needs two seeds); got {args.transfer_k}, {args.transfer_batch}, "
+                             f"{args.transfer_seeds}")
+    return [get_fidelity(n).name for n in names]
+
+
+def _load_verified(out: Path, storage: str | None,
+                   study_name: str | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """(verify records, {expression: candidate}) of an earlier run in ``out``: the study's user
+    attribute ``verify`` (and its candidates, whose β initial values the text does not keep), else
+    ``out/verify.csv``."""
+    import optuna
+
+    from .compare import mean_std, read_csv
+    from .errors import ActsearchError
+    from .leaderboard import leaderboard
+    from .storage import load_study, open_storage
+
+    records: list[dict[str, Any]] = []
+    cands: dict[str, Any] = {}
+    url = storage or (f"sqlite:///{out / 'study.db'}" if (out / "study.db").is_file() else None)
+    if url is not None:
+        st = open_storage(url, create=False)
+        names = optuna.get_all_study_names(st)
+        if study_name is None and len(names) > 1:
+            raise ActsearchError(f"{url} holds {len(names)} studies ({', '.join(names)}): pick one with --study")
+        if study_name is not None or names:
+            study = load_study(st, study_name or names[0])
+            records = list(study.user_attrs.get("verify") or [])
+            if records:
+                try:
+                    cands = {r.expression: r.cand for r in leaderboard(study)}
+                except ActsearchError:  # not an actsearch study: the expressions are re-parsed
+                    cands = {}
+    if not records and (out / "verify.csv").is_file():
+        records = read_csv(out / "verify.csv")
+    relu = next((r for r in records if r["name"] == "relu"), None)
+    for r in records:  # records written before verify kept diff_std: from the per-seed accuracies
+        if r.get("diff_std") is None and r is not relu and relu is not None and r.get("test_accuracies"):
+            r["diff_std"] = mean_std([a - b for a, b in zip(r["test_accuracies"], relu["test_accuracies"])
+                                      if a is not None and b is not None])[1]
+    if not records:
+        raise ActsearchError(f"no verification found in {out} (no study with a 'verify' attribute, no verify.csv): "
+                             f"run `actsearch rediscover --output {out}` first")
+    return records, cands
+
+
+def _run_transfer(out: Path, records: Sequence[dict[str, Any]], fids: Sequence[str], args: argparse.Namespace,
+                  device: str, candidates: dict[str, Any], command: str) -> None:
+    """Re-train the verified top k + ReLU + Swish at each fidelity; write transfer.md and transfer.csv."""
+    import torch
+
+    from .compare import format_transfer, transfer, write_csv
+
+    # The verification's seeds (never used by the search), extended if more are asked for.
+    base = records[0]["seeds"][0] if records[0].get("seeds") else 10_000 + args.seed
+    seeds = [base + j for j in range(args.transfer_seeds)]
+    print(f"transfer check: the verified top {args.transfer_k} with ReLU and Swish at {', '.join(fids)}, "
+          f"{len(seeds)} paired seeds …", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    results = transfer(records, fids, seeds, k=args.transfer_k, device=device, batch=args.transfer_batch,
+                       candidates=candidates)
+    minutes = (time.perf_counter() - t0) / 60
+    text = format_transfer(records, results, command)
+    text += f"\ntime: {minutes:.1f} min on {device} ({torch.get_num_threads()} torch thread(s))\n"
+    (out / "transfer.md").write_text(text, encoding="utf-8")
+    write_csv([r for recs in results.values() for r in recs], out / "transfer.csv")
+    print(text)
+    print(f"wrote {out}/transfer.md and transfer.csv")
+
+
+def _transfer_only(args: argparse.Namespace, fids: Sequence[str]) -> int:
+    """--transfer-only: the transfer check on an existing output folder, without searching."""
+    from .errors import ActsearchError
+    from .search_cli import _device
+
+    out = Path(args.output or f"results/rediscovery/seed-{args.seed}")
+    if not out.is_dir():
+        raise ActsearchError(f"--transfer-only: no folder {out} (give the --output of an earlier rediscover run)")
+    device = _device(args.device)
+    records, cands = _load_verified(out, args.storage, args.study)
+    command = _command_line(args, ("transfer", "transfer_only", "transfer_k", "transfer_seeds", "transfer_batch",
+                                   "device", "output", "storage", "study"))
+    (out / "transfer_command.txt").write_text(command + "\n", encoding="utf-8")
+    _run_transfer(out, records, fids, args, device, cands, command)
+    return 0
+
+
 def cmd_rediscover(args: argparse.Namespace) -> int:
     import optuna
 
@@ -165,6 +274,9 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
     from .shape import nearest
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fids = _transfer_fidelities(args)
+    if args.transfer_only:
+        return _transfer_only(args, fids)
     out = Path(args.output or f"results/rediscovery/seed-{args.seed}")
     out.mkdir(parents=True, exist_ok=True)
     url = args.storage or f"sqlite:///{out / 'study.db'}"
@@ -172,10 +284,8 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
                             seed=args.seed, seeds=args.seeds, cost=None, study=args.study)
     name, settings = _settings(ns, url)
     device = _device(args.device)
-    opts = {k: v for k, v in vars(args).items() if k not in ("run", "command") and v not in (None, False)}
-    (out / "command.txt").write_text("actsearch rediscover " + " ".join(
-        f"--{k.replace('_', '-')}" + ("" if v is True else f" {shlex.quote(str(v))}") for k, v in opts.items()) + "\n",
-        encoding="utf-8")
+    command = _command_line(args)
+    (out / "command.txt").write_text(command + "\n", encoding="utf-8")
     t0 = time.perf_counter()
     progress = Progress(quiet=args.quiet)
     cfg = RunConfig(trials=args.trials, workers=1, batch=args.batch, pruner=args.pruner, device=device, plots=False)
@@ -235,11 +345,19 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
     except Exception as exc:  # nothing completed: the verdict still stands
         print(f"rediscover: no export ({exc})", file=sys.stderr)
     print(f"wrote {out}/: leaderboard.md/csv, verify.md/csv, shapes.png, progress.png, top3.py, verdict.txt")
+    if fids:
+        _run_transfer(out, records, fids, args, device, {r.expression: r.cand for r in rows}, command)
     return 0 if yes or not args.strict else 3
 
 
 def add_rediscover_command(sub: Any) -> None:
-    s = sub.add_parser("rediscover", help="search the paper's space, verify the top 10, is Swish among the best?")
+    s = sub.add_parser("rediscover", help="search the paper's space, verify the top 10, is Swish among the best?",
+                       description="Search the paper's space, re-train the top K on fresh paired seeds with ReLU "
+                       "and Swish, and say whether a Swish-like function is in the verified top 5. "
+                       "--transfer FID[,FID...] adds a transfer check (the verified top 3 + ReLU + Swish "
+                       "re-trained on other children); with --transfer-only it runs on an earlier --output "
+                       "folder without searching: actsearch rediscover --transfer quick,mnist --transfer-only "
+                       "--output results/rediscovery/seed-0")
     s.add_argument("--seed", type=int, default=0, help="search seed (sampler and training) (default 0)")
     s.add_argument("--space", default="paper-1", help="space (default paper-1)")
     s.add_argument("--fidelity", default="standard", help="search fidelity (default standard: the 1-D CNN)")
@@ -258,6 +376,19 @@ def add_rediscover_command(sub: Any) -> None:
     s.add_argument("--storage", default=None, help="Optuna storage (default: OUTPUT/study.db)")
     s.add_argument("--study", default=None, help="study name (default: derived from the options)")
     s.add_argument("--output", default=None, help="output folder (default results/rediscovery/seed-S)")
+    s.add_argument("--transfer", metavar="FID[,FID...]", default=None,
+                   help="transfer check: re-train the verified top K (--transfer-k) with ReLU and Swish at these "
+                        "fidelities (other children, e.g. quick,mnist: the MLP on MNIST-1D, a 2-D CNN on real "
+                        "MNIST); writes transfer.md/csv")
+    s.add_argument("--transfer-only", action="store_true",
+                   help="run only the transfer check on an existing --output folder (its study.db or verify.csv), "
+                        "without searching again; writes transfer_command.txt")
+    s.add_argument("--transfer-k", type=int, default=3, help="verified candidates transferred (default 3)")
+    s.add_argument("--transfer-seeds", type=int, default=5,
+                   help="paired seeds per transfer child (default 5; the verification's seeds, extended)")
+    s.add_argument("--transfer-batch", type=int, default=5,
+                   help="networks trained together in the transfer check (default 5: on a 2-core CPU larger "
+                        "populations of 2-D CNNs were slower per network)")
     s.add_argument("--strict", action="store_true", help="exit status 3 when the verdict is no")
     s.add_argument("--quiet", action="store_true", help="no progress line")
     s.set_defaults(run=cmd_rediscover)

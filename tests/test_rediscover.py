@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 from actsearch.cli import main
@@ -24,14 +25,21 @@ def test_rediscover_smoke_writes_every_output_and_a_verdict(tmp_path: Path, caps
     assert len(verify_csv) == 1 + 3 + 2  # header, top 3, relu, swish
 
 
+RELU_ACCS = [0.80, 0.81, 0.79]
+
+
 def _rec(name: str, expr: str, accs: list[float], p: float | None = None) -> dict:
+    """A verify record as :func:`actsearch.compare.compare` writes it (paired against RELU_ACCS)."""
     mean = sum(accs) / len(accs)
+    diffs = [a - b for a, b in zip(accs, RELU_ACCS)]
+    paired = name != "relu"
     return {"name": name, "expression": expr, "test_mean": mean, "test_std": 0.0, "p_value": p,
-            "test_accuracies": accs}
+            "diff_vs_relu": statistics.mean(diffs) if paired else None,
+            "diff_std": statistics.stdev(diffs) if paired else None, "test_accuracies": accs}
 
 
 def test_verdict_counts_only_found_swish_like_functions() -> None:
-    relu = _rec("relu", "relu(x)", [0.80, 0.81, 0.79])
+    relu = _rec("relu", "relu(x)", RELU_ACCS)
     swish = _rec("swish", "x*sigmoid(beta*x)", [0.85, 0.86, 0.84], 0.01)
     found_no = [_rec("rank 1 (#3)", "tanh(x)", [0.82, 0.83, 0.81], 0.02)]
     yes, lines = verdict(found_no + [relu, swish])

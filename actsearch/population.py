@@ -35,7 +35,7 @@ from .models import ModelSpec, build_model
 from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
                     make_optimizer, resolve_device)
 
-__all__ = ["train_population", "StackedNet", "FUSE_MIN_WORK", "activation_units"]
+__all__ = ["train_population", "StackedNet", "FUSE_MIN_WORK", "activation_units", "fusion_pays"]
 
 
 class StackedNet:
@@ -191,6 +191,11 @@ def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:
     return total
 
 
+def fusion_pays(fid: Fidelity, input_shape: Sequence[int], members: int) -> bool:
+    """Whether ``members`` networks trained at ``fid`` repay building their fused kernels."""
+    return fid.steps * fid.batch_size * activation_units(fid.model, input_shape) * members >= FUSE_MIN_WORK
+
+
 def _rebuild_optimizer(old: torch.optim.Optimizer, old_params: list[torch.Tensor], net: StackedNet,
                        keep: list[int], k_old: int, fid: Fidelity) -> torch.optim.Optimizer:
     """A fresh optimizer over the compacted stack carrying the survivors' state (Adam moments,
@@ -244,8 +249,7 @@ def train_population(
     t0 = time.perf_counter()
     models = [build_model(fid.model, a, data.input_shape, data.num_classes, seed=s).to(dev)
               for a, s in zip(activations, seeds)]
-    work = fid.steps * fid.batch_size * activation_units(fid.model, data.input_shape) * len(seeds)
-    fuse = fused if fused is not None else work >= FUSE_MIN_WORK
+    fuse = fused if fused is not None else fusion_pays(fid, data.input_shape, len(seeds))
     net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape,
                      population_kernel(activations, dev) if fuse else None)
     del models

@@ -76,6 +76,11 @@ FIDELITIES: dict[str, Fidelity] = {
     # The search default: a 3-conv 1-D CNN (the paper searched with a ResNet; a conv child restores
     # its ordering). 32 channels keeps a candidate near 10 s on 2 cores; 4000 steps is ~110 epochs.
     "standard": Fidelity("standard", _CNN, steps=4000, eval_every=500),
+    # `standard` with BatchNorm before each activation, as in the paper's ResNet children. Without
+    # it this CNN rewards even functions (x*sin x, |x|*sqrt|x|, x*atan x lead; Swish ranks 8th of 9
+    # in a 3-seed panel); with it the smooth ReLU-likes (GELU, tanh(x)*softplus(x)) lead and x*sin x
+    # falls to 8th (results/rediscovery/README.md, "Tuning"). What `actsearch rediscover` searches with.
+    "standard_bn": Fidelity("standard_bn", dataclasses.replace(_CNN, norm="batch"), steps=4000, eval_every=500),
     # Verification: longer with a cosine decay (the last epochs at a small lr add ~1 point) and
     # 3 seeds. Its CNN reproduces the MNIST-1D paper's 94%, `full_mlp` its MLP's 68%.
     "full": Fidelity("full", _CNN, steps=8000, eval_every=1000, schedule="cosine", seeds=3, time_limit=600.0),

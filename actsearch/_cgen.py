@@ -165,14 +165,14 @@ static const bwd_fn BWD[] = {%(bwd)s};
 static const int NB[] = {%(nb)s};
 #define MAXB %(maxb)d
 
-/* beta j of member k, per element of a run of R = C*L values (per channel: index r / L). */
-static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t L, float* out) {
-  for (int64_t r = 0; r < R; r++) out[r] = beta[per_channel ? r / L : 0];
+/* beta j of member k for each value of a run: value r is in channel (r / inner) %% C. */
+static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t inner, int64_t C, float* out) {
+  for (int64_t r = 0; r < R; r++) out[r] = beta[per_channel ? (r / inner) %% C : 0];
 }
 
-/* Member k's values start at x + k*sk; its sample n at + n*sn, R contiguous values each.
+/* Member k's values start at x + k*sk: N runs of R contiguous values, run n at + n*sn.
    Members run in parallel on torch's own OpenMP pool (the library links the libgomp torch loaded). */
-int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t L, int64_t sk,
+int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sk,
                       int64_t sn, const float* x, float* y, const float* const* beta,
                       const int64_t* per_channel) {
   int err = 0;
@@ -183,7 +183,7 @@ int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64
     if (!scratch) { err = 1; continue; }
     const float* b[MAXB];
     for (int j = 0; j < NB[f]; j++) {
-      expand(beta[k * MAXB + j], per_channel[k], R, L, scratch + j * R);
+      expand(beta[k * MAXB + j], per_channel[k], R, inner, C, scratch + j * R);
       b[j] = scratch + j * R;
     }
     for (int64_t n = 0; n < N; n++) FWD[f](R, x + k * sk + n * sn, y + k * sk + n * sn, b);
@@ -193,7 +193,7 @@ int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64
 }
 
 /* gbeta[k*MAXB + j]: where dL/dbeta_j of member k goes (C values per channel, else 1), or NULL. */
-int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t L, int64_t sk,
+int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sk,
                        int64_t sn, const float* x, const float* gy, float* gx,
                        const float* const* beta, const int64_t* per_channel, float* const* gbeta) {
   int err = 0;
@@ -205,7 +205,7 @@ int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int6
     const float* b[MAXB];
     float* g[MAXB];
     for (int j = 0; j < NB[f]; j++) {
-      expand(beta[k * MAXB + j], per_channel[k], R, L, scratch + j * R);
+      expand(beta[k * MAXB + j], per_channel[k], R, inner, C, scratch + j * R);
       b[j] = scratch + j * R;
       g[j] = scratch + (NB[f] + j) * R;
       for (int64_t r = 0; r < R; r++) g[j][r] = 0.0f;
@@ -216,11 +216,8 @@ int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int6
       float* out = gbeta[k * MAXB + j];
       if (!out) continue;
       if (per_channel[k]) {
-        for (int64_t c = 0; c < R / L; c++) {
-          float s = 0.0f;
-          for (int64_t l = 0; l < L; l++) s += g[j][c * L + l];
-          out[c] = s;
-        }
+        for (int64_t c = 0; c < C; c++) out[c] = 0.0f;
+        for (int64_t r = 0; r < R; r++) out[(r / inner) %% C] += g[j][r];
       } else {
         float s = 0.0f;
         for (int64_t r = 0; r < R; r++) s += g[j][r];

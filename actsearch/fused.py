@@ -127,8 +127,8 @@ def _load(source: str) -> ctypes.CDLL:
                 raise FusedUnavailable(f"{cc} could not build the fused kernels: {errors[-1][0]}")
     lib = ctypes.CDLL(str(so))
     i64, ptr = ctypes.c_int64, ctypes.c_void_p
-    lib.actsearch_forward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr]
-    lib.actsearch_backward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
+    lib.actsearch_forward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr]
+    lib.actsearch_backward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.actsearch_forward.restype = lib.actsearch_backward.restype = ctypes.c_int
     _LIBS[digest] = lib
     return lib
@@ -206,15 +206,17 @@ class PopulationKernel:
         ``member_dim`` 0: h is (K, N, C) (stacked MLP); 1: h is (N, K*C, *spatial) (grouped CNN).
         ``modules[k]`` holds that member's β for this layer (attributes named as its candidate's).
         """
+        # geom = (K, runs per member, run length, values per channel in a row, C, member stride,
+        # run stride): an MLP member is one run of N*C values (channel r % C); a CNN member one run
+        # of C*positions per example (channel r / positions).
         k = len(members)
         if member_dim == 0:
             _, n, c = h.shape
-            geom = (k, n, c, 1, n * c, c)
+            geom = (k, 1, n * c, 1, c, n * c, 0)
         else:
             n, kc = h.shape[:2]
-            spatial = math.prod(h.shape[2:])
-            r = kc // k * spatial
-            geom = (k, n, r, spatial, r, k * r)
+            c, spatial = kc // k, math.prod(h.shape[2:])
+            geom = (k, n, c * spatial, spatial, c, c * spatial, kc * spatial)
         betas: list[torch.Tensor] = []
         layout = []
         for i, mod in zip(members, modules):
@@ -222,8 +224,7 @@ class PopulationKernel:
             layout.append((len(betas), len(names)))
             for name in names:
                 b = getattr(mod, name)
-                width = geom[2] // geom[3]
-                if b.dtype != torch.float32 or b.numel() not in (1, width) or not b.is_contiguous():
+                if b.dtype != torch.float32 or b.numel() not in (1, geom[4]) or not b.is_contiguous():
                     raise FusedUnavailable(f"β {name} of shape {tuple(b.shape)} does not fit the kernel")
                 betas.append(b)
         fids = torch.tensor(members, dtype=torch.int32)

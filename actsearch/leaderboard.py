@@ -3,7 +3,7 @@
 The leaderboard has one row per distinct function (duplicates fold into the trial that trained
 it), ranked by mean validation accuracy, with the reference activations (ReLU, Swish …) ranked
 among them — those the space expresses are trials, the others were trained beside it at creation
-(:func:`actsearch.search.setup_references`) — so it always shows where ReLU and Swish stand.
+(:func:`setup_references`) — so it always shows where ReLU and Swish stand.
 """
 from __future__ import annotations
 

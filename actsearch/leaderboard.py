@@ -195,7 +195,8 @@ def format_verify(records: Sequence[dict[str, Any]]) -> str:
         d = f"{r['diff_vs_relu']:+.4f}" if r["diff_vs_relu"] is not None else "—"
         p = f"{r['p_value']:.3g}" if r["p_value"] is not None else "—"
         expr = r["expression"] if len(r["expression"]) <= 32 else r["expression"][:31] + "…"
-        lines.append(f"{r['name']:<16}{expr:<34}{_pm(r['test_mean'], r['test_std']):<19}{d:>10}  {p:>12}")
+        name = r["name"] if len(r["name"]) <= 15 else r["name"][:14] + "…"
+        lines.append(f"{name:<16}{expr:<34}{_pm(r['test_mean'], r['test_std']):<19}{d:>10}  {p:>12}")
     return "\n".join(lines)
 
 

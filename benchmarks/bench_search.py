@@ -15,6 +15,18 @@ networks trained, and wall time until that moment; a run that never gets there i
 
 Results depend on the fidelity: at `smoke` the data set is the toy `tiny` one, so the ranking is
 mostly noise and the table only checks the machinery.
+
+**Tabular mode** (``--table STUDY.db``), the way NAS-Bench-101 benchmarks search strategies: when
+an exhaustive study of the space exists (every distinct function trained once), a sampler's run is
+replayed against it — each function it asks for gets its recorded validation accuracy and costs
+its recorded training time (population time / population size), a function equivalent to one it
+already has (same key) costs nothing, a degenerate one fails at no cost, as in a real search. No
+training, so many seeds per sampler are cheap; pruning is not simulated. Also writes the ground
+truth: the full ranking of the space (``--ranking CSV``) and the progress plot (``--plot PNG``).
+
+    python benchmarks/bench_search.py --table results/rediscovery/exhaustive-quick/study.db --seeds 10 \
+        --max-trials 600 --ranking results/rediscovery/exhaustive-quick/ranking.csv \
+        --plot results/rediscovery/exhaustive-quick/progress.png
 """
 from __future__ import annotations
 
@@ -102,6 +114,155 @@ def _fmt(xs: list[float | int | None], digits: int = 0) -> str:
     return f"{med:.{digits}f} [{min(got):.{digits}f}–{max(got):.{digits}f}]"
 
 
+# ------------------------------------------------------------------------------ tabular mode
+@dataclass
+class Entry:
+    expression: str
+    val: float | None  # None: diverged / failed
+    test: float | None
+    seconds: float  # this function's share of its population's training time
+    swish_like: bool
+
+
+def load_table(db: str, study_name: str | None) -> tuple[Any, dict[str, Entry]]:
+    """The exhaustive study's functions by equivalence key."""
+    from actsearch.parser import parse
+
+    url = db if "://" in db else f"sqlite:///{db}"
+    name = study_name or optuna.get_all_study_names(url)[0]
+    study = optuna.load_study(study_name=name, storage=url)
+    space = load_space(study.user_attrs.get("settings", {}).get("space", "paper-1"))
+    table: dict[str, Entry] = {}
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        if "key" not in a or "duplicate_of" in a or t.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            continue
+        if a.get("status") == "degenerate":
+            continue
+        ok = t.state == TrialState.COMPLETE and t.values
+        try:
+            swish = ok and is_swish_like(space.build(t.params) if t.params else parse(a["expression"]))
+        except Exception:
+            swish = False
+        table[a["key"]] = Entry(a.get("expression", "?"), float(t.values[0]) if ok else None,
+                                a.get("test_accuracy_mean"), float(a.get("train_seconds", 0.0)) /
+                                max(1, int(a.get("trained_with", 1))), bool(swish))
+    return space, table
+
+
+def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: int, max_trials: int,
+                batch: int, keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]]) -> tuple[Run, list[float]]:
+    """Replay one search against the table; also returns best validation accuracy per evaluation."""
+    from actsearch.samplers import make_sampler
+
+    sampler = make_sampler(sampler_name, space, seed=seed, batch=batch)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    slots = space.slots()
+    own: dict[str, Entry] = {}
+    best: list[float] = []
+    asked, seconds, hit = 0, 0.0, None
+    while asked < max_trials and hit is None and not getattr(sampler, "exhausted", False):
+        trials = [study.ask() for _ in range(batch)]
+        for trial in trials:
+            asked += 1
+            params = {n: trial.suggest_categorical(n, list(c)) for n, c in slots}
+            fp = tuple(sorted(params.items()))
+            if fp not in keys:
+                try:
+                    cand = space.build(params)
+                    keys[fp] = (cand.key, cand.degenerate_reason is None)
+                except Exception:
+                    keys[fp] = ("", False)
+            key, usable = keys[fp]
+            entry = table.get(key) if usable else None
+            if entry is None:  # degenerate, or not in the table (it was degenerate there too)
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            trial.set_user_attr("key", key)  # the space samplers skip what the study already has
+            if key not in own:  # a new function: trained, so it costs its training time
+                own[key] = entry
+                seconds += entry.seconds
+                best.append(max([e.val for e in own.values() if e.val is not None], default=float("nan")))
+            if entry.val is None:
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            study.tell(trial, entry.val)
+            top5 = sorted((e for e in own.values() if e.val is not None), key=lambda e: -e.val)[:5]  # type: ignore[operator]
+            if hit is None and any(e.swish_like for e in top5):
+                hit = (asked, len(own), seconds, next(e.expression for e in top5 if e.swish_like))
+        if hit is not None:
+            break
+    if hit is None:
+        return Run(sampler_name, seed, None, None, None, asked, seconds), best
+    return Run(sampler_name, seed, hit[0], hit[1], hit[2], asked, seconds, hit[3]), best
+
+
+def write_ranking(table: dict[str, Entry], path: Path) -> list[Entry]:
+    import csv
+
+    ranked = sorted(table.values(), key=lambda e: (e.val is None, -(e.val or 0.0)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["rank", "expression", "val_accuracy", "test_accuracy", "swish_like", "train_seconds"])
+        for i, e in enumerate(ranked, 1):
+            w.writerow([i if e.val is not None else "", e.expression, e.val, e.test, e.swish_like, round(e.seconds, 3)])
+    return ranked
+
+
+def plot_progress(curves: dict[str, list[list[float]]], truth: float, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, runs in curves.items():
+        n = min(len(r) for r in runs)
+        mean = [statistics.mean(r[i] for r in runs) for i in range(n)]
+        ax.plot(range(1, n + 1), mean, label=f"{name} (mean of {len(runs)} seeds)")
+    ax.axhline(truth, color="grey", ls="--", lw=1, label="best in the space")
+    ax.set_xscale("log")
+    ax.set_xlabel("functions trained")
+    ax.set_ylabel("best validation accuracy so far")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main_tabular(args: argparse.Namespace) -> list[Run]:
+    space, table = load_table(args.table, args.study)
+    ranked = sorted((e for e in table.values() if e.val is not None), key=lambda e: -e.val)  # type: ignore[operator]
+    swish_ranks = [i for i, e in enumerate(ranked, 1) if e.swish_like]
+    print(f"table {args.table}: {len(table)} distinct functions ({len(ranked)} trained to the end); best "
+          f"{ranked[0].expression} {ranked[0].val:.4f}; Swish-like: {len(swish_ranks)}, best at rank "
+          f"{swish_ranks[0] if swish_ranks else '—'} ({ranked[swish_ranks[0] - 1].expression if swish_ranks else ''})")
+    print("true top 5: " + "; ".join(f"{e.expression} {e.val:.4f}" + (" [Swish-like]" if e.swish_like else "")
+                                     for e in ranked[:5]))
+    if args.ranking:
+        write_ranking(table, Path(args.ranking))
+    runs: list[Run] = []
+    curves: dict[str, list[list[float]]] = {}
+    keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]] = {}
+    for sampler in args.samplers.split(","):
+        for seed in range(args.seeds):
+            r, best = tabular_run(space, table, sampler, seed, args.max_trials, args.batch, keys)
+            runs.append(r)
+            if r.trials is None:  # run on to the budget for the progress curve
+                pass
+            curves.setdefault(sampler, []).append(best)
+            got = (f"after {r.trials} trials ({r.trained} trained), {r.seconds:.0f} s of training: {r.which}"
+                   if r.trials is not None else f"not within {r.total_trials} trials ({r.total_seconds:.0f} s)")
+            print(f"{sampler:<10} seed {seed}: Swish-like in own top 5 {got}", flush=True)
+    if args.plot:
+        plot_progress({k: v for k, v in curves.items() if v and min(map(len, v)) > 0}, ranked[0].val,  # type: ignore[arg-type]
+                      Path(args.plot), f"{space.name}: best validation accuracy vs functions trained")
+    return runs
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--space", default="swish-core")
@@ -111,9 +272,21 @@ def main() -> None:
     p.add_argument("--max-trials", type=int, default=48)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--pruner", default="median")
+    p.add_argument("--table", help="replay searches against this exhaustive study (SQLite file or URL)")
+    p.add_argument("--study", help="with --table: the study's name (default: the only one)")
+    p.add_argument("--ranking", help="with --table: write the space's full ranking to this CSV")
+    p.add_argument("--plot", help="with --table: best accuracy vs functions trained, per sampler (PNG)")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs: list[Run] = []
+    if args.table:
+        runs = main_tabular(args)
+    else:
+        _live(args, runs)
+    _summary(args, runs, "simulated training s" if args.table else "wall s")
+
+
+def _live(args: argparse.Namespace, runs: list[Run]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for sampler in args.samplers.split(","):
             for seed in range(args.seeds):
@@ -123,9 +296,14 @@ def main() -> None:
                 got = (f"after {r.trials} trials ({r.trained} trained), {r.seconds:.1f} s: {r.which}"
                        if r.trials is not None else f"not within {r.total_trials} trials ({r.total_seconds:.1f} s)")
                 print(f"{sampler:<10} seed {seed}: Swish-like in own top 5 {got}", flush=True)
-    print(f"\nspace {args.space}, fidelity {args.fidelity}, batch {args.batch}, pruner {args.pruner}, "
-          f"max {args.max_trials} trials; median [min–max] over the seeds that got there")
-    print(f"{'sampler':<11}{'hit':>6}  {'trials':<16}{'trained':<16}{'wall s':<20}")
+
+
+def _summary(args: argparse.Namespace, runs: list[Run], seconds: str) -> None:
+    what = (f"table {args.table}" if args.table else
+            f"space {args.space}, fidelity {args.fidelity}, pruner {args.pruner}")
+    print(f"\n{what}, batch {args.batch}, max {args.max_trials} trials; median [min–max] over the seeds "
+          f"that got there")
+    print(f"{'sampler':<11}{'hit':>6}  {'trials':<16}{'trained':<16}{seconds:<20}")
     for sampler in args.samplers.split(","):
         rs = [r for r in runs if r.sampler == sampler]
         hits = sum(r.trials is not None for r in rs)

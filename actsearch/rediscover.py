@@ -1,7 +1,8 @@
 """``actsearch rediscover``: does a search of the paper's space find Swish again?
 
 One command = the issue-5 recipe: search a space (default the paper's 1-core-unit space on
-MNIST-1D), re-train its top ``K`` (default 10) on fresh seeds with ReLU and Swish
+MNIST-1D with the `standard_bn` child: the 1-D CNN with BatchNorm, as the paper's ResNets had; the
+plain CNN rewards even functions), re-train its top ``K`` (default 10) on fresh seeds with ReLU and Swish
 (:func:`actsearch.leaderboard.verify`, a paired design), and answer one question:
 
     Swish-like in verified top 5: yes/no (which, β, distance); vs ReLU: Δ mean ± std, p=…
@@ -11,7 +12,7 @@ search's own candidates* by verified test accuracy: the reference activations th
 (ReLU, Swish, SiLU, GELU …) are never counted as found. A trial the sampler proposed itself that
 turned out to be a reference (a duplicate of it) is reported on its own line, not as a "yes".
 
-Outputs (``--output``, default ``results/rediscovery/seed-S``): leaderboard.md/csv, verify.md/csv,
+Outputs (``--output``, default ``results/rediscovery/FIDELITY-seed-S``): leaderboard.md/csv, verify.md/csv,
 shapes.png (top 5 vs Swish), progress.png (best validation accuracy vs trial), top3.py (the top 3
 as a module), verdict.txt and command.txt.
 
@@ -246,12 +247,16 @@ def _run_transfer(out: Path, records: Sequence[dict[str, Any]], fids: Sequence[s
     print(f"wrote {out}/transfer.md and transfer.csv")
 
 
+def _default_output(args: argparse.Namespace) -> str:
+    return f"results/rediscovery/{args.fidelity}-seed-{args.seed}"
+
+
 def _transfer_only(args: argparse.Namespace, fids: Sequence[str]) -> int:
     """--transfer-only: the transfer check on an existing output folder, without searching."""
     from .errors import ActsearchError
     from .search_cli import _device
 
-    out = Path(args.output or f"results/rediscovery/seed-{args.seed}")
+    out = Path(args.output or _default_output(args))
     if not out.is_dir():
         raise ActsearchError(f"--transfer-only: no folder {out} (give the --output of an earlier rediscover run)")
     device = _device(args.device)
@@ -277,7 +282,7 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
     fids = _transfer_fidelities(args)
     if args.transfer_only:
         return _transfer_only(args, fids)
-    out = Path(args.output or f"results/rediscovery/seed-{args.seed}")
+    out = Path(args.output or _default_output(args))
     out.mkdir(parents=True, exist_ok=True)
     url = args.storage or f"sqlite:///{out / 'study.db'}"
     ns = argparse.Namespace(space=args.space, dataset=None, fidelity=args.fidelity, sampler=args.sampler,
@@ -360,7 +365,9 @@ def add_rediscover_command(sub: Any) -> None:
                        "--output results/rediscovery/seed-0")
     s.add_argument("--seed", type=int, default=0, help="search seed (sampler and training) (default 0)")
     s.add_argument("--space", default="paper-1", help="space (default paper-1)")
-    s.add_argument("--fidelity", default="standard", help="search fidelity (default standard: the 1-D CNN)")
+    s.add_argument("--fidelity", default="standard_bn",
+                   help="search fidelity (default standard_bn: the 1-D CNN with BatchNorm; plain `standard` "
+                        "rewards even functions, see results/rediscovery/README.md)")
     s.add_argument("--sampler", default="tpe", help="sampler (default tpe)")
     s.add_argument("--trials", type=int, default=120, help="search trials (default 120)")
     s.add_argument("--budget-minutes", type=float, default=None,
@@ -375,7 +382,7 @@ def add_rediscover_command(sub: Any) -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--storage", default=None, help="Optuna storage (default: OUTPUT/study.db)")
     s.add_argument("--study", default=None, help="study name (default: derived from the options)")
-    s.add_argument("--output", default=None, help="output folder (default results/rediscovery/seed-S)")
+    s.add_argument("--output", default=None, help="output folder (default results/rediscovery/FIDELITY-seed-S)")
     s.add_argument("--transfer", metavar="FID[,FID...]", default=None,
                    help="transfer check: re-train the verified top K (--transfer-k) with ReLU and Swish at these "
                         "fidelities (other children, e.g. quick,mnist: the MLP on MNIST-1D, a 2-D CNN on real "

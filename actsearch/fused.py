@@ -13,7 +13,8 @@ needs no recompilation. Measured in ``benchmarks/bench_eval.py``.
 
 One shared library per population, built by the system C compiler (``$CC`` or ``cc``; ~0.1-1 s,
 inside the population's timed run) and cached on disk by the hash of its source and of the CPU
-(it is built with -march=native) under ``$ACTSEARCH_KERNEL_DIR`` (default ``<cache>/kernels``).
+(it is built with -march=native) under ``$ACTSEARCH_KERNEL_DIR`` (default ``<cache>/kernels``; the
+newest :data:`KEEP_LIBRARIES` are kept).
 β tensors are per channel (C,) or scalar.
 
 Semantics follow the torch printer (:mod:`actsearch.compiler`): the same safe primitives from the
@@ -98,6 +99,19 @@ def _host_cpu() -> str:
     return "\n".join(info)
 
 
+#: Libraries kept in the kernel cache (~80 kB each); older ones are deleted after a build.
+KEEP_LIBRARIES = 512
+
+
+def _prune(directory: Path) -> None:
+    libs = sorted(directory.glob("pop-*.so"), key=lambda p: p.stat().st_mtime)
+    for old in libs[: max(0, len(libs) - KEEP_LIBRARIES)]:
+        try:
+            old.unlink()  # a process that loaded it keeps its mapping
+        except OSError:
+            pass
+
+
 def _load(source: str) -> ctypes.CDLL:
     cc = _compiler()
     if cc is None:
@@ -121,6 +135,7 @@ def _load(source: str) -> ctypes.CDLL:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
                 if proc.returncode == 0:
                     os.replace(out, so)  # atomic: concurrent workers may build the same library
+                    _prune(directory)
                     break
                 errors.append(proc.stderr.strip().splitlines()[-1:] or ["?"])
             else:

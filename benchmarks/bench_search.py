@@ -139,6 +139,8 @@ def load_table(db: str, study_name: str | None) -> tuple[Any, dict[str, Entry]]:
             continue
         if a.get("status") == "degenerate":
             continue
+        if t.state == TrialState.FAIL and a.get("status") not in ("diverged", "timeout"):
+            continue  # interrupted (a killed worker): never evaluated, so not in the table
         ok = t.state == TrialState.COMPLETE and t.values
         try:
             swish = ok and is_swish_like(space.build(t.params) if t.params else parse(a["expression"]))

@@ -173,3 +173,15 @@ def test_libraries_are_cached_on_disk_by_source(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(fused, "_LIBS", {})
     PopulationKernel([parse("x*cosh(x)")])
     assert sorted(p.name for p in tmp_path.iterdir()) == built  # no second build, no temp left
+
+
+def test_the_kernel_cache_keeps_the_newest_libraries(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import os
+
+    for i in range(5):
+        lib = tmp_path / f"pop-{i}.so"
+        lib.write_bytes(b"")
+        os.utime(lib, (1000 + i, 1000 + i))
+    monkeypatch.setattr(fused, "KEEP_LIBRARIES", 2)
+    fused._prune(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop-3.so", "pop-4.so"]

@@ -288,7 +288,10 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
               "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials",
               "get_best_trial", "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
-              "record_heartbeat", "_get_stale_trial_ids"):
+              "record_heartbeat", "_get_stale_trial_ids",
+              # Optuna's cache layer (_CachedStorage, used for every RDB URL) calls these private
+              # methods directly: a connection killed under study.ask() surfaced from _get_trials.
+              "_get_trials", "_get_best_trial_id", "_create_new_trial", "_set_trial_param"):
     setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
 
 

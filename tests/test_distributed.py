@@ -275,6 +275,19 @@ def test_transient_disconnect_is_retried(pg_url: str) -> None:
     storage.engine.dispose()
 
 
+def test_transient_disconnect_under_the_cache_layer_is_retried(pg_url: str) -> None:
+    """Optuna wraps every RDB storage in its cache layer, which calls RDBStorage._get_trials
+    directly (seen in CI: a connection killed under study.ask() crashed a worker)."""
+    storage = RetryingRDBStorage(pg_url, engine_kwargs={"pool_pre_ping": False})
+    study = optuna.create_study(storage=storage, study_name="cached", direction="maximize")
+    study.ask()
+    _admin(pg_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.warns(RuntimeWarning, match="_get_trials"):
+        assert len(study.get_trials(deepcopy=False)) == 1
+    storage.engine.dispose()
+
+
 def test_unreachable_postgres_is_one_line_exit_2(capsys) -> None:
     t0 = time.time()
     assert main(["worker", "--storage", "postgresql+psycopg2://u:secret@127.0.0.1:1/db", "--study", "x"]) == 2

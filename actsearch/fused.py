@@ -154,25 +154,33 @@ def _ptrs(tensors: Sequence[torch.Tensor | None]) -> ctypes.Array:
     return (ctypes.c_void_p * max(1, len(tensors)))(*[0 if t is None else t.data_ptr() for t in tensors])
 
 
+def _memory_format(h: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D tensor laid out so (and not also plainly contiguous), else contiguous."""
+    if h.dim() == 4 and not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 class _Apply(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, h: torch.Tensor, kernel: PopulationKernel, geom: tuple[int, ...],  # type: ignore[override]
                 fids: torch.Tensor, layout: tuple[tuple[int, int], ...], *betas: torch.Tensor) -> torch.Tensor:
-        h = h.contiguous()
-        y = torch.empty_like(h)
+        fmt = _memory_format(h)
+        h = h.contiguous(memory_format=fmt)
+        y = torch.empty_like(h)  # same strides as h
         slots, per_channel = kernel.slots(layout, betas)
         rc = kernel.lib.actsearch_forward(geom[0], fids.data_ptr(), *geom[1:], h.data_ptr(), y.data_ptr(),
                                           _ptrs(slots), per_channel.data_ptr())
         if rc:
             raise MemoryError("fused activation kernel: out of memory")
-        ctx.kernel, ctx.geom, ctx.fids, ctx.layout = kernel, geom, fids, layout
+        ctx.kernel, ctx.geom, ctx.fids, ctx.layout, ctx.fmt = kernel, geom, fids, layout, fmt
         ctx.save_for_backward(h, *betas)
         return y
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:  # type: ignore[override]
         h, *betas = ctx.saved_tensors
-        gy = gy.contiguous()
+        gy = gy.contiguous(memory_format=ctx.fmt)
         gx = torch.empty_like(h)
         grads = [torch.empty_like(b) if need else None
                  for b, need in zip(betas, ctx.needs_input_grad[5:])]
@@ -218,7 +226,8 @@ class PopulationKernel:
                  member_dim: int) -> torch.Tensor:
         """Apply member ``members[k]``'s activation to its slice of ``h``.
 
-        ``member_dim`` 0: h is (K, N, C) (stacked MLP); 1: h is (N, K*C, *spatial) (grouped CNN).
+        ``member_dim`` 0: h is (K, N, C) (stacked MLP); 1: h is (N, K*C, *spatial) (grouped CNN),
+        contiguous or, 4-D, channels_last.
         ``modules[k]`` holds that member's β for this layer (attributes named as its candidate's).
         """
         # geom = (K, runs per member, run length, values per channel in a row, C, member stride,
@@ -231,7 +240,10 @@ class PopulationKernel:
         else:
             n, kc = h.shape[:2]
             c, spatial = kc // k, math.prod(h.shape[2:])
-            geom = (k, n, c * spatial, spatial, c, c * spatial, kc * spatial)
+            if _memory_format(h) == torch.channels_last:  # (N, H, W, K*C) in memory: runs of C
+                geom = (k, n * spatial, c, 1, c, c, kc)
+            else:
+                geom = (k, n, c * spatial, spatial, c, c * spatial, kc * spatial)
         betas: list[torch.Tensor] = []
         layout = []
         for i, mod in zip(members, modules):

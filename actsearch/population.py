@@ -48,9 +48,12 @@ class StackedNet:
         self.kernel = kernel
         self.members = list(range(len(models)))
         self.kind, self.dropout, self.input_shape = kind, dropout, tuple(input_shape)
-        self.conv_args = ({"stride": first.layers[0].stride, "padding": first.layers[0].padding}
-                          if kind == "cnn" else {})
-        self.conv = (F.conv1d if isinstance(first.layers[0], nn.Conv1d) else F.conv2d) if kind == "cnn" else None
+        self.conv_args: dict[str, tuple[int, ...]] = {}
+        if kind == "cnn":  # 1-D convolutions run as 2-D ones of height 1 (see forward)
+            one_d = isinstance(first.layers[0], nn.Conv1d)
+            stride, padding = first.layers[0].stride, first.layers[0].padding
+            self.conv_args = {"stride": (1, *stride) if one_d else stride,
+                              "padding": (0, *padding) if one_d else padding}
         self.widths = [layer.out_features if kind == "mlp" else layer.out_channels for layer in first.layers]
         self.norm_kind = type(first.norms[0]).__name__  # Identity | BatchNorm* | LayerNorm | GroupNorm
         self.eps = getattr(first.norms[0], "eps", 1e-5)
@@ -143,14 +146,21 @@ class StackedNet:
                 if self.dropout:
                     h = F.dropout(h, self.dropout, self.training)
             return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
-        # CNN: members side by side on the channel dim, (N, K*C, *spatial), one grouped conv.
+        # CNN: members side by side on the channel dim, (N, K*C, *spatial), one grouped conv — run
+        # as a 2-D convolution (a 1-D one with height 1) in channels_last memory: oneDNN's grouped
+        # convolution and batch norm are ~1.3-1.8x faster there than in (N, C, L) (bench_eval).
         if shared:
             h = x.repeat(1, k, *([1] * (x.dim() - 2)))
         else:
             h = x.transpose(0, 1).flatten(1, 2)
+        one_d = h.dim() == 3
+        if one_d:
+            h = h.unsqueeze(2)
+        h = h.contiguous(memory_format=torch.channels_last)
         for i in range(len(self.widths)):
-            w = self.params[f"w{i}"]
-            h = self.conv(h, w.flatten(0, 1), self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
+            w = self.params[f"w{i}"].flatten(0, 1)
+            w = (w.unsqueeze(2) if one_d else w).contiguous(memory_format=torch.channels_last)
+            h = F.conv2d(h, w, self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
             if self.norm_kind != "Identity":
                 h = self._norm_cnn(h, i)
             h = self._activate(h, i, 1)

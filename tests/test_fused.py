@@ -185,3 +185,30 @@ def test_the_kernel_cache_keeps_the_newest_libraries(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(fused, "KEEP_LIBRARIES", 2)
     fused._prune(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop-3.so", "pop-4.so"]
+
+
+def test_channels_last_cnn_layout_matches_the_contiguous_one() -> None:
+    """The population engine runs its convolutions in channels_last memory: (N, H, W, K*C)."""
+    cands = [parse("x*sigmoid(beta*x)"), parse("max(x, sin(x))"), parse("exp(-beta*abs(x - 1))*x")]
+    kernel = PopulationKernel(cands)
+    c = 5
+    modules = [cand.to_module(c) for cand in cands]
+    for m in modules:
+        for p in m.parameters():
+            with torch.no_grad():
+                p.copy_(torch.linspace(0.5, 1.5, c))
+    base = torch.randn(4, 3 * c, 2, 6, generator=torch.Generator().manual_seed(0)) * 3
+    gy = torch.randn(4, 3 * c, 2, 6, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = base.clone(memory_format=fmt).requires_grad_(True)
+        for m in modules:
+            m.zero_grad()
+        y = kernel(x, [0, 1, 2], modules, 1)
+        y.backward(gy.contiguous(memory_format=fmt))
+        outs.append((y.detach().contiguous(), x.grad.contiguous(), [p.grad.clone() for m in modules for p in m.parameters()]))
+    # Not bitwise: a run's vector body and scalar tail may round one value differently.
+    assert torch.allclose(outs[0][0], outs[1][0], rtol=1e-6, atol=1e-6)
+    assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-6, atol=1e-6)
+    for a, b in zip(outs[0][2], outs[1][2]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)

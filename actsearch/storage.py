@@ -237,6 +237,8 @@ def is_transient(exc: BaseException) -> bool:
         exc = exc.__cause__
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True
+    if isinstance(exc, sa_exc.PendingRollbackError):  # an earlier call's lost connection poisoned
+        return True  # this thread's session; the retry starts a fresh one
     return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
 
 

@@ -303,4 +303,5 @@ def test_non_transient_errors_are_not_retried() -> None:
 
     assert is_transient(sa.OperationalError("select", {}, Exception("server closed the connection")))
     assert not is_transient(sa.IntegrityError("insert", {}, Exception("duplicate key")))
+    assert is_transient(sa.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"))
     assert not is_transient(ActsearchError("x"))

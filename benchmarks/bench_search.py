@@ -16,16 +16,17 @@ networks trained, and wall time until that moment; a run that never gets there i
 Results depend on the fidelity: at `smoke` the data set is the toy `tiny` one, so the ranking is
 mostly noise and the table only checks the machinery.
 
-**Tabular mode** (``--table STUDY.db``), the way NAS-Bench-101 benchmarks search strategies: when
-an exhaustive study of the space exists (every distinct function trained once), a sampler's run is
-replayed against it — each function it asks for gets its recorded validation accuracy and costs
-its recorded training time (population time / population size), a function equivalent to one it
-already has (same key) costs nothing, a degenerate one fails at no cost, as in a real search. No
-training, so many seeds per sampler are cheap; pruning is not simulated. Also writes the ground
-truth: the full ranking of the space (``--ranking CSV``) and the progress plot (``--plot PNG``).
+**Tabular mode** (``--table STUDY.db`` or ``--table RANKING.csv --space NAME``), the way NAS-Bench-101
+benchmarks search strategies: when an exhaustive study of the space exists (every distinct function
+trained once), a sampler's run is replayed against it — each function it asks for gets its recorded
+validation accuracy and costs its recorded training time (population time / population size), a
+function equivalent to one it already has (same key) costs nothing, a degenerate one fails at no
+cost, as in a real search. No training, so many seeds per sampler are cheap; pruning is not
+simulated. ``--ranking CSV`` writes the ground truth — the full ranking of the space, with each
+function's key, which is all a later replay needs — and ``--plot PNG`` the progress plot.
 
-    python benchmarks/bench_search.py --table results/rediscovery/exhaustive-quick/study.db --seeds 10 \
-        --max-trials 600 --ranking results/rediscovery/exhaustive-quick/ranking.csv \
+    python benchmarks/bench_search.py --table results/rediscovery/exhaustive-quick/ranking.csv --space paper-1 \
+        --samplers random,tpe,evolution,exhaustive --seeds 5 --max-trials 400 --batch 8 \
         --plot results/rediscovery/exhaustive-quick/progress.png
 """
 from __future__ import annotations
@@ -117,6 +118,7 @@ def _fmt(xs: list[float | int | None], digits: int = 0) -> str:
 # ------------------------------------------------------------------------------ tabular mode
 @dataclass
 class Entry:
+    key: str  # the equivalence key (Candidate.key) the replay looks structures up by
     expression: str
     val: float | None  # None: diverged / failed
     test: float | None
@@ -124,10 +126,20 @@ class Entry:
     swish_like: bool
 
 
-def load_table(db: str, study_name: str | None) -> tuple[Any, dict[str, Entry]]:
-    """The exhaustive study's functions by equivalence key."""
+def load_table(db: str, study_name: str | None, space_name: str) -> tuple[Any, dict[str, Entry]]:
+    """The exhaustive study's functions by equivalence key — from the study itself, or from the
+    ranking CSV :func:`write_ranking` made of it (what results/ keeps; the study is ~10 MB)."""
     from actsearch.parser import parse
 
+    if db.endswith(".csv"):
+        import csv
+
+        space = load_space(space_name)
+        with open(db, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+        num = lambda v: float(v) if v not in ("", "None") else None  # noqa: E731
+        return space, {r["key"]: Entry(r["key"], r["expression"], num(r["val_accuracy"]), num(r["test_accuracy"]),
+                                       float(r["train_seconds"]), r["swish_like"] == "True") for r in rows}
     url = db if "://" in db else f"sqlite:///{db}"
     name = study_name or optuna.get_all_study_names(url)[0]
     study = optuna.load_study(study_name=name, storage=url)
@@ -146,7 +158,7 @@ def load_table(db: str, study_name: str | None) -> tuple[Any, dict[str, Entry]]:
             swish = ok and is_swish_like(space.build(t.params) if t.params else parse(a["expression"]))
         except Exception:
             swish = False
-        table[a["key"]] = Entry(a.get("expression", "?"), float(t.values[0]) if ok else None,
+        table[a["key"]] = Entry(a["key"], a.get("expression", "?"), float(t.values[0]) if ok else None,
                                 a.get("test_accuracy_mean"), float(a.get("train_seconds", 0.0)) /
                                 max(1, int(a.get("trained_with", 1))), bool(swish))
     return space, table
@@ -205,9 +217,9 @@ def write_ranking(table: dict[str, Entry], path: Path) -> list[Entry]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["rank", "expression", "val_accuracy", "test_accuracy", "swish_like", "train_seconds"])
+        w.writerow(["rank", "expression", "val_accuracy", "test_accuracy", "swish_like", "train_seconds", "key"])
         for i, e in enumerate(ranked, 1):
-            w.writerow([i if e.val is not None else "", e.expression, e.val, e.test, e.swish_like, round(e.seconds, 3)])
+            w.writerow([i if e.val is not None else "", e.expression, e.val, e.test, e.swish_like, e.seconds, e.key])
     return ranked
 
 
@@ -235,7 +247,7 @@ def plot_progress(curves: dict[str, list[list[float]]], truth: float, path: Path
 
 
 def main_tabular(args: argparse.Namespace) -> list[Run]:
-    space, table = load_table(args.table, args.study)
+    space, table = load_table(args.table, args.study, args.space)
     ranked = sorted((e for e in table.values() if e.val is not None), key=lambda e: -e.val)  # type: ignore[operator]
     swish_ranks = [i for i, e in enumerate(ranked, 1) if e.swish_like]
     print(f"table {args.table}: {len(table)} distinct functions ({len(ranked)} trained to the end); best "
@@ -282,7 +294,8 @@ def main() -> None:
     p.add_argument("--max-trials", type=int, default=48)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--pruner", default="median")
-    p.add_argument("--table", help="replay searches against this exhaustive study (SQLite file or URL)")
+    p.add_argument("--table", help="replay searches against this exhaustive study (SQLite file or URL) "
+                                   "or its --ranking CSV (then --space names the space)")
     p.add_argument("--study", help="with --table: the study's name (default: the only one)")
     p.add_argument("--ranking", help="with --table: write the space's full ranking to this CSV")
     p.add_argument("--plot", help="with --table: best accuracy vs functions trained, per sampler (PNG)")

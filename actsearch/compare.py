@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -38,10 +39,7 @@ def mean_std(xs: Iterable[float | None]) -> tuple[float | None, float | None]:
     ok = [float(x) for x in xs if x is not None and math.isfinite(x)]
     if not ok:
         return None, None
-    mean = sum(ok) / len(ok)
-    if len(ok) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((x - mean) ** 2 for x in ok) / (len(ok) - 1))
+    return statistics.fmean(ok), (statistics.stdev(ok) if len(ok) > 1 else None)
 
 
 def reference_entries() -> list[Entry]:

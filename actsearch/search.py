@@ -22,7 +22,6 @@ CLIs, ``actsearch worker``, the benchmarks and the tests import them.
 """
 from __future__ import annotations
 
-import math
 import os
 import socket
 import statistics
@@ -34,6 +33,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from .candidate import Candidate
+from .compare import mean_std
 from .driver import RunConfig, _open, run_search, run_worker
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
@@ -62,17 +62,9 @@ def _status(rs: list[TrainResult]) -> tuple[str, str | None]:
     return "ok", None
 
 
-def _mean_std(xs: list[float]) -> tuple[float | None, float | None]:
-    """Mean and sample std; the std is None for a single seed (nothing to estimate it from)."""
-    xs = [x for x in xs if x is not None and math.isfinite(x)]
-    if not xs:
-        return None, None
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
-
-
 def _accuracies(rs: list[TrainResult]) -> dict[str, Any]:
-    val_m, val_s = _mean_std([r.val_accuracy for r in rs])  # type: ignore[misc]
-    test_m, test_s = _mean_std([r.test_accuracy for r in rs])  # type: ignore[misc]
+    val_m, val_s = mean_std([r.val_accuracy for r in rs])
+    test_m, test_s = mean_std([r.test_accuracy for r in rs])
     return {"accuracy_mean": val_m, "accuracy_std": val_s, "val_accuracies": [r.val_accuracy for r in rs],
             "test_accuracy_mean": test_m, "test_accuracy_std": test_s,
             "train_seconds": round(max(r.seconds for r in rs), 3), "steps": max(r.steps for r in rs)}

@@ -22,7 +22,7 @@ from torch import nn
 from .activations import ActivationSpec, make_activation
 from .init import initialize_
 
-__all__ = ["ModelSpec", "MLP", "CNN", "build_model"]
+__all__ = ["ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,16 @@ class MLP(nn.Module):
         return self.head(h)
 
 
+def conv_output_sizes(spatial: Sequence[int], kernel_sizes: Sequence[int], stride: int,
+                      padding: int) -> list[list[int]]:
+    """The spatial size after each conv layer: floor((L + 2p - k) / s) + 1, PyTorch's Conv output."""
+    sizes, cur = [], list(spatial)
+    for k in kernel_sizes:
+        cur = [(n + 2 * padding - k) // stride + 1 for n in cur]
+        sizes.append(cur)
+    return sizes
+
+
 class CNN(nn.Module):
     """Small CNN (the MNIST-1D paper's ConvBase generalized): strided convs, flatten, linear head.
 
@@ -114,10 +124,10 @@ class CNN(nn.Module):
         self.layers = nn.ModuleList(
             conv(a, b, k, stride=stride, padding=padding) for a, b, k in zip(chans[:-1], chans[1:], kernel_sizes)
         )
-        for k in kernel_sizes:  # floor((L + 2p - k) / s) + 1, PyTorch's Conv output size
-            spatial = [(s + 2 * padding - k) // stride + 1 for s in spatial]
-            if min(spatial) < 1:
-                raise ValueError(f"input {tuple(input_shape)} is too small for {len(widths)} conv layers")
+        sizes = conv_output_sizes(spatial, kernel_sizes, stride, padding)
+        if any(min(size) < 1 for size in sizes):
+            raise ValueError(f"input {tuple(input_shape)} is too small for {len(widths)} conv layers")
+        spatial = sizes[-1]
         self.norms = nn.ModuleList(_norm(norm, w, dims) for w in widths)
         self.acts = nn.ModuleList(make_activation(activation, w) for w in widths)
         self.dropout = float(dropout)

@@ -31,7 +31,7 @@ from torch import nn
 from .activations import ActivationSpec
 from .data import Dataset
 from .fused import PopulationKernel, population_kernel
-from .models import ModelSpec, build_model
+from .models import ModelSpec, build_model, conv_output_sizes
 from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
                     make_optimizer, resolve_device)
 
@@ -194,11 +194,8 @@ def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:
     """Activation outputs per example: the hidden widths (MLP) or channels x positions (CNN)."""
     if spec.kind != "cnn":
         return sum(spec.widths)
-    spatial, total = list(input_shape[1:]), 0
-    for width, k in zip(spec.widths, spec.kernel_sizes):
-        spatial = [(n + 2 * spec.padding - k) // spec.stride + 1 for n in spatial]
-        total += width * math.prod(spatial)
-    return total
+    sizes = conv_output_sizes(input_shape[1:], spec.kernel_sizes, spec.stride, spec.padding)
+    return sum(width * math.prod(size) for width, size in zip(spec.widths, sizes))
 
 
 def fusion_pays(fid: Fidelity, input_shape: Sequence[int], members: int) -> bool:

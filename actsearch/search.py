@@ -38,7 +38,7 @@ from .driver import RunConfig, _open, run_search, run_worker
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
 from .storage import EVALUATED_FAILURES, SearchSettings
-from .trials import over_budget, replaced_numbers
+from .trials import over_budget, replaced_numbers, sigint_deferred
 from .train import Fidelity, TrainResult, get_fidelity
 
 __all__ = ["fidelity_for", "run_worker", "run_search", "RunConfig", "Batch"]
@@ -150,16 +150,17 @@ class Batch:
 
     # ---- ask
     def ask(self) -> _Item:
-        trial = self.study.ask()
-        item = _Item(trial)
-        self.items.append(item)
-        if _heartbeats(self.study):
-            try:  # at once: a trial without any heartbeat is never found stale if we die now
-                self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-            except Exception:
-                pass
-        _safe_set(trial, "run", self.run_id)
-        _safe_set(trial, "worker", self.worker)
+        with sigint_deferred():  # a Ctrl-C here must not leave a trial that abort() cannot see
+            trial = self.study.ask()
+            item = _Item(trial)
+            self.items.append(item)
+            if _heartbeats(self.study):
+                try:  # at once: a trial without any heartbeat is never found stale if we die now
+                    self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+                except Exception:
+                    pass
+            _safe_set(trial, "run", self.run_id)
+            _safe_set(trial, "worker", self.worker)
         try:
             item.cand = self.space.suggest(trial)
         except Exception as exc:  # the grammar produced something the compiler refuses

@@ -12,7 +12,7 @@ import contextlib
 import signal
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -122,27 +122,6 @@ def sigint_ignored() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-
-
-@contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Ctrl-C inside the block is raised when it ends: what it does (ask a trial and tag it as
-    this run's) happens whole or not at all — a trial created but not yet tagged would be left
-    RUNNING by the cleanup."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[tuple[int, Any]] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append((signum, frame)))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if caught:
-            if callable(old):
-                old(*caught[0])
-            elif old != signal.SIG_IGN:
-                raise KeyboardInterrupt
 
 
 class Heartbeat:

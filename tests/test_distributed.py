@@ -305,3 +305,28 @@ def test_non_transient_errors_are_not_retried() -> None:
     assert not is_transient(sa.IntegrityError("insert", {}, Exception("duplicate key")))
     assert is_transient(sa.PendingRollbackError("Can't reconnect until invalid transaction is rolled back"))
     assert not is_transient(ActsearchError("x"))
+
+
+def test_ctrl_c_inside_a_deferred_block_is_raised_when_it_ends() -> None:
+    """One storage call (or ask + tag) is never cut in half by a first Ctrl-C; a second one is
+    not deferred (a call hung on an unreachable server must stay interruptible)."""
+    from actsearch.storage import sigint_deferred
+
+    done: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # the handler runs here, and defers
+            done.append("finished")
+    assert done == ["finished"]
+    with pytest.raises(KeyboardInterrupt):
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            done.append("not reached")
+    assert done == ["finished"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    with sigint_deferred():
+        pass  # nothing caught: nothing raised

@@ -20,7 +20,7 @@ from ._sympy_funcs import EPS, safediv
 from .errors import ActsearchError
 from .ops import c_forms
 
-__all__ = ["CodegenError", "c_source"]
+__all__ = ["CodegenError", "c_sources"]
 
 
 class CodegenError(ActsearchError):
@@ -124,6 +124,7 @@ class _Sinc(_Real):
 _PRELUDE = r"""
 #include <stdint.h>
 #include <stdlib.h>
+#define HIDDEN __attribute__((visibility("hidden")))
 #ifdef ACTSEARCH_LIBMVEC
 #define VEC __attribute__((simd("notinbranch")))
 #else
@@ -158,8 +159,11 @@ static inline float _sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f 
 """
 
 _DISPATCH = r"""
-typedef void (*fwd_fn)(int64_t, const float*, float*, const float* const*);
-typedef void (*bwd_fn)(int64_t, const float*, const float*, float*, const float* const*, float* const*);
+typedef void fwd_fn_t(int64_t, const float*, float*, const float* const*);
+typedef void bwd_fn_t(int64_t, const float*, const float*, float*, const float* const*, float* const*);
+typedef fwd_fn_t* fwd_fn;
+typedef bwd_fn_t* bwd_fn;
+%(decls)s
 static const fwd_fn FWD[] = {%(fwd)s};
 static const bwd_fn BWD[] = {%(bwd)s};
 static const int NB[] = {%(nb)s};
@@ -347,14 +351,14 @@ def _functions(expr: sp.Expr, betas: tuple[str, ...], x: sp.Symbol, index: int) 
     bwd = body([("      GX[r] = GY[r] * ({});", grads[0])]
                + [(f"      G[{j}][r] += GY[r] * ({{}});", g) for j, g in enumerate(grads[1:])])
     return f"""
-static void fwd_{index}(int64_t R, const float* restrict X, float* restrict Y, const float* const* B) {{
+HIDDEN void fwd_{index}(int64_t R, const float* restrict X, float* restrict Y, const float* const* B) {{
   (void)B;
   #pragma omp simd
   for (int64_t r = 0; r < R; r++) {{
 {load}{fwd}
   }}
 }}
-static void bwd_{index}(int64_t R, const float* restrict X, const float* restrict GY, float* restrict GX,
+HIDDEN void bwd_{index}(int64_t R, const float* restrict X, const float* restrict GY, float* restrict GX,
                         const float* const* B, float* const* G) {{
   (void)B; (void)G;
   #pragma omp simd
@@ -365,14 +369,18 @@ static void bwd_{index}(int64_t R, const float* restrict X, const float* restric
 """
 
 
-def c_source(cands: Sequence[Any]) -> str:
-    """The C source of one population's library (one fwd/bwd pair per distinct candidate)."""
-    parts = [_PRELUDE % {"eps": repr(EPS)}]
+def c_sources(cands: Sequence[Any], units: int = 1) -> list[str]:
+    """The C source of one population's library as ``units`` translation units, for a parallel
+    build (the compiler's time is ~all in these loops): member i's ``fwd_i``/``bwd_i`` in unit
+    i mod ``units``, the dispatcher in the first."""
+    prelude = _PRELUDE % {"eps": repr(EPS)}
+    parts = [[prelude] for _ in range(max(1, min(units, len(cands))))]
     for i, c in enumerate(cands):
-        parts.append(_functions(c.expr, tuple(c.betas), c.x, i))
+        parts[i % len(parts)].append(_functions(c.expr, tuple(c.betas), c.x, i))
     n = len(cands)
     nb = [len(c.betas) for c in cands]
-    parts.append(_DISPATCH % {
+    parts[0].append(_DISPATCH % {
+        "decls": "".join(f"HIDDEN fwd_fn_t fwd_{i}; HIDDEN bwd_fn_t bwd_{i};\n" for i in range(n)),
         "fwd": ", ".join(f"fwd_{i}" for i in range(n)), "bwd": ", ".join(f"bwd_{i}" for i in range(n)),
         "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])})
-    return "".join(parts)
+    return ["".join(p) for p in parts]

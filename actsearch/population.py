@@ -6,7 +6,7 @@ shaped (K, in, out)) and K small convolutions into one grouped convolution (``gr
 per-step overhead is paid once per population instead of once per candidate.
 
 Exactness: member k is built by :func:`actsearch.models.build_model` with its own seed (the same
-call :func:`actsearch.train.train_one` makes), reads the same minibatches (:func:`batch_order`), and
+call :func:`actsearch.train.train_one` makes), reads the same minibatches (:func:`epoch_batches`), and
 the loss is the SUM of per-member mean losses, so d(loss)/d(theta_k) is member k's own gradient.
 Adam and SGD act elementwise, so one optimizer step over the stacked tensors is K independent
 steps. Member k therefore follows the trajectory it would follow alone, up to float rounding
@@ -28,11 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._memory import retain_freed_memory
+from . import _backprop
 from .activations import ActivationSpec
 from .data import Dataset
 from .fused import PopulationKernel, population_kernel
 from .models import ModelSpec, build_model, conv_output_sizes
-from .train import (Fidelity, TrainResult, batch_order, checkpoints, get_dataset, get_fidelity, lr_at,
+from .train import (Fidelity, TrainResult, checkpoints, epoch_batches, get_dataset, get_fidelity, lr_at,
                     make_optimizer, resolve_device)
 
 __all__ = ["train_population", "StackedNet", "FUSE_MIN_WORK", "activation_units", "fusion_pays"]
@@ -85,10 +87,22 @@ class StackedNet:
         return self.params["hb"].shape[0]
 
     def parameters(self) -> list[torch.Tensor]:
-        return list(self.params.values()) + [p for acts in self.acts for a in acts for p in a.parameters()]
+        return list(self.params.values()) + [p for ps in self._act_params for p in ps]
 
     def act_params(self) -> list[list[torch.Tensor]]:
-        return [[p for a in acts for p in a.parameters() if p.requires_grad] for acts in self.acts]
+        """Per member, its activations' trainable parameters (β)."""
+        return [[p for p in ps if p.requires_grad] for ps in self._act_params]
+
+    @property
+    def acts(self) -> list[list[nn.Module]]:
+        """Per member (stack position), its activation module per layer."""
+        return self._acts
+
+    @acts.setter
+    def acts(self, acts: list[list[nn.Module]]) -> None:
+        self._acts = acts
+        # Listed once per change of the stack: nn.Module.parameters() walks the module tree.
+        self._act_params = [[p for a in member for p in a.parameters()] for member in acts]
 
     def keep(self, keep: list[int]) -> None:
         """Drop every member not in ``keep`` (positions in the current stack), in place."""
@@ -169,6 +183,21 @@ class StackedNet:
         h = h.reshape(h.shape[0], k, -1).transpose(0, 1)  # (K, N, C*spatial), C-major like flatten(1)
         return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
 
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, by_hand: bool | None = None) -> torch.Tensor:
+        """Per-member mean cross-entropy (K,) on per-member batches ``x`` (K, N, ...), ``y`` (K, N),
+        detached, with every parameter's ``.grad`` set. The plain MLP with fused activations is
+        differentiated by hand (:mod:`actsearch._backprop`; ``by_hand=None``: where it applies),
+        anything else by autograd."""
+        for p in self.parameters():
+            p.grad = None
+        if by_hand or (by_hand is None and _backprop.applies(self)):
+            return _backprop.mlp_loss_and_grads(self, x, y)
+        # Classes on dim 1, (K, C, N): log_softmax is vectorised along N there (2x faster than on
+        # (K*N, C) rows) and the numbers are the same.
+        losses = F.cross_entropy(self.forward(x).transpose(1, 2), y, reduction="none").mean(1)
+        losses.sum().backward()  # sum of per-member means: each member gets its own gradient
+        return losses.detach()
+
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member accuracy (K,) on a shared set, in one batch, in eval mode."""
@@ -201,6 +230,26 @@ def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:
 def fusion_pays(fid: Fidelity, input_shape: Sequence[int], members: int) -> bool:
     """Whether ``members`` networks trained at ``fid`` repay building their fused kernels."""
     return fid.steps * fid.batch_size * activation_units(fid.model, input_shape) * members >= FUSE_MIN_WORK
+
+
+class _Batches:
+    """Every member's minibatch order (:func:`epoch_batches`, what train_one reads one batch at a
+    time), drawn an epoch at a time for the whole stack: one (K, B) slice per step."""
+
+    def __init__(self, seeds: Sequence[int], n: int, batch_size: int) -> None:
+        self.epochs: list[Iterator[torch.Tensor]] = [epoch_batches(s, n, batch_size) for s in seeds]
+        self.current = torch.empty(len(seeds), 0, batch_size, dtype=torch.long)
+        self.i = 0
+
+    def next(self) -> torch.Tensor:
+        if self.i == self.current.shape[1]:
+            self.current, self.i = torch.stack([next(e) for e in self.epochs]), 0  # (K, batches, B)
+        self.i += 1
+        return self.current[:, self.i - 1]
+
+    def keep(self, keep: list[int]) -> None:
+        self.epochs = [self.epochs[pos] for pos in keep]
+        self.current = self.current[keep]
 
 
 def _rebuild_optimizer(old: torch.optim.Optimizer, old_params: list[torch.Tensor], net: StackedNet,
@@ -252,6 +301,8 @@ def train_population(
         return []
     fid = get_fidelity(fidelity)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        retain_freed_memory()
     data = dataset.to(dev) if dataset is not None else get_dataset(fid.dataset, dev)
     t0 = time.perf_counter()
     models = [build_model(fid.model, a, data.input_shape, data.num_classes, seed=s).to(dev)
@@ -263,7 +314,7 @@ def train_population(
     opt = make_optimizer(net.parameters(), fid)
     lr_at(fid, 0)
     alive = list(range(len(seeds)))  # original index of each stack position
-    orders: list[Iterator[torch.Tensor]] = [batch_order(s, len(data.y_train), fid.batch_size) for s in seeds]
+    batches = _Batches(seeds, len(data.y_train), fid.batch_size)
     curves: list[list[tuple[int, float]]] = [[] for _ in seeds]
     results: dict[int, TrainResult] = {}
     marks = checkpoints(fid)
@@ -273,7 +324,7 @@ def train_population(
 
     def drop(done: dict[int, tuple[str, str | None]], with_test: bool) -> None:
         """Record results for the members in ``done`` (stack positions) and compact the stack."""
-        nonlocal opt, orders, alive, losses
+        nonlocal opt, alive, losses
         test = net.accuracy(data.x_test, data.y_test).tolist() if with_test else None
         fin = losses.detach().tolist() if losses.numel() else None
         for pos, (status, reason) in done.items():
@@ -290,22 +341,16 @@ def train_population(
             opt = _rebuild_optimizer(opt, old_params, net, keep, k_old, fid)
         if losses.numel():
             losses = losses.detach()[torch.tensor(keep, dtype=torch.long, device=losses.device)]
-        orders = [orders[pos] for pos in keep]
+        batches.keep(keep)
         alive = [alive[pos] for pos in keep]
 
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seeds[0])  # dropout masks for the stack
         while step < fid.steps and alive:
-            idx = torch.stack([next(o) for o in orders]).to(dev, non_blocking=True)  # (K, B)
-            logits = net.forward(data.x_train[idx])
-            k, b, c = logits.shape
-            losses = F.cross_entropy(logits.reshape(k * b, c), data.y_train[idx].reshape(-1),
-                                     reduction="none").view(k, b).mean(1)
-            for p in net.parameters():
-                p.grad = None
-            losses.sum().backward()  # sum of per-member means: each member gets its own gradient
+            idx = batches.next().to(dev, non_blocking=True)  # (K, B)
+            losses = net.loss_and_grads(data.x_train[idx], data.y_train[idx])
             step += 1
-            check = losses.detach() + sum(p.grad.flatten(1).sum(1) for p in net.params.values())
+            check = losses + sum(p.grad.flatten(1).sum(1) for p in net.params.values())
             act_p = net.act_params()
             if any(act_p):
                 check = check + torch.stack([sum((p.grad.sum() for p in ps if p.grad is not None),

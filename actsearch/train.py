@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from ._memory import retain_freed_memory
 from .activations import ActivationSpec
 from .data import Dataset, load_dataset
 from .errors import ActsearchError
@@ -28,7 +29,7 @@ from .models import ModelSpec, build_model
 
 __all__ = [
     "Fidelity", "FIDELITIES", "get_fidelity", "UnknownFidelityError", "TrainResult", "train_one",
-    "resolve_device", "batch_order", "make_optimizer", "lr_at", "checkpoints", "get_dataset",
+    "resolve_device", "batch_order", "epoch_batches", "make_optimizer", "lr_at", "checkpoints", "get_dataset",
 ]
 
 
@@ -140,17 +141,22 @@ def get_dataset(name: str, device: torch.device) -> Dataset:
     return _DATASET_CACHE[key]
 
 
-def batch_order(seed: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """Minibatch indices (CPU int64) for ``seed``: a fresh permutation per epoch, last partial
-    batch dropped. Its own generator, so the order does not depend on how many weights were drawn —
-    the single and the population engines get the same batches for the same seed."""
+def epoch_batches(seed: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """Per epoch, its minibatch indices (CPU int64) for ``seed`` as one (n // batch_size,
+    batch_size) tensor: a fresh permutation per epoch, last partial batch dropped. Its own
+    generator, so the order does not depend on how many weights were drawn — the single and the
+    population engines get the same batches for the same seed."""
     if batch_size > n:
         raise ValueError(f"batch size {batch_size} exceeds the {n} training examples")
     gen = torch.Generator().manual_seed(seed)
     while True:
-        perm = torch.randperm(n, generator=gen)
-        for i in range(n // batch_size):
-            yield perm[i * batch_size : (i + 1) * batch_size]
+        yield torch.randperm(n, generator=gen)[: n // batch_size * batch_size].view(-1, batch_size)
+
+
+def batch_order(seed: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """The minibatches of :func:`epoch_batches`, one at a time."""
+    for epoch in epoch_batches(seed, n, batch_size):
+        yield from epoch
 
 
 def make_optimizer(params: list[nn.Parameter], fid: Fidelity) -> torch.optim.Optimizer:
@@ -212,6 +218,8 @@ def train_one(
     """
     fid = get_fidelity(fidelity)
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        retain_freed_memory()
     data = dataset.to(dev) if dataset is not None else get_dataset(fid.dataset, dev)
     t0 = time.perf_counter()
     model = build_model(fid.model, activation, data.input_shape, data.num_classes, seed=seed).to(dev)

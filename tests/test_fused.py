@@ -212,3 +212,36 @@ def test_channels_last_cnn_layout_matches_the_contiguous_one() -> None:
     assert torch.allclose(outs[0][1], outs[1][1], rtol=1e-6, atol=1e-6)
     for a, b in zip(outs[0][2], outs[1][2]):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_library_split_over_translation_units_computes_the_same(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Any) -> None:
+    """The members' loops are compiled in parallel, one unit per CPU: 1 or 3 units, same kernel."""
+    monkeypatch.setenv("ACTSEARCH_KERNEL_DIR", str(tmp_path))
+    cands = [parse("x*sigmoid(beta*x)"), parse("max(x, sin(x))"), parse("sinc(x)+x"), parse("atan(x)**2-x")]
+    modules = [cand.to_module(16) for cand in cands]
+    x = POINTS.view(1, 8, 16).expand(4, 8, 16).contiguous()
+    gy = torch.linspace(-1.0, 1.0, 128).view(1, 8, 16).expand(4, 8, 16).contiguous()
+    outs = []
+    for units in (1, 3):
+        monkeypatch.setattr(fused, "_jobs", lambda units=units: units)
+        assert len(fused.c_sources(cands, units)) == units
+        kernel = PopulationKernel(cands)
+        xg = x.clone().requires_grad_(True)
+        for m in modules:
+            m.zero_grad()
+        kernel(xg, [0, 1, 2, 3], modules, 0).backward(gy)
+        outs.append((kernel(x, [0, 1, 2, 3], modules, 0), xg.grad, modules[0].beta.grad.clone()))
+    assert len(list(tmp_path.glob("pop-*.so"))) == 2  # two builds (the split is part of the source)
+    for a, b in zip(*outs):
+        assert torch.equal(a, b)
+
+
+def test_a_compile_error_names_the_compilers_message(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    good, bad = tmp_path / "good.c", tmp_path / "bad.c"
+    good.write_text("int f(void) { return 1; }\n")
+    bad.write_text("int g(void) { return undeclared_name; }\n")
+    error = fused._compile(fused._compiler() or "cc", ["-O2"], [good, bad], tmp_path / "bad.so")
+    assert error is not None and "error:" in error and "undeclared_name" in error
+    assert fused._compile(fused._compiler() or "cc", ["-O2"], [good], tmp_path / "good.so") is None
+    assert (tmp_path / "good.so").exists()

@@ -215,3 +215,54 @@ def test_fusion_is_kept_for_runs_long_enough_to_repay_the_build() -> None:
     assert activation_units(std.model.__class__(kind="cnn", widths=(4,), kernel_sizes=(3,)), (1, 28, 28)) == 4 * 14 * 14  # (28 + 2 - 3) // 2 + 1
     smoke_work = SMOKE.steps * SMOKE.batch_size * 32 * 8
     assert smoke_work < FUSE_MIN_WORK < std.steps * std.batch_size * activation_units(std.model, (1, 40)) * 8
+
+
+@needs_cc
+def test_hand_written_mlp_backward_equals_autograd() -> None:
+    """actsearch._backprop against autograd on the same stack: losses and every gradient,
+    per-channel β included, after a member was dropped (dispatch by member index)."""
+    from actsearch import _backprop
+    from actsearch.models import build_model
+    from actsearch.population import StackedNet
+
+    acts: list[Any] = [parse("x*sigmoid(beta*x)"), "relu", parse("max(x, sin(x))"), parse("x*atan(x) + beta"),
+                       parse("sinc(x)+x")]
+    spec = ModelSpec(widths=(12, 9))
+    models = [build_model(spec, a, (20,), 7, seed=s) for s, a in enumerate(acts)]
+    gen = torch.Generator().manual_seed(0)
+    for m in models:
+        for p in m.acts.parameters():
+            with torch.no_grad():
+                p.copy_(torch.empty(p.shape).uniform_(0.3, 1.7, generator=gen))
+    net = StackedNet(models, "mlp", 0.0, (20,), population_kernel(acts, torch.device("cpu")))
+    assert _backprop.applies(net)
+    net.keep([0, 1, 3, 4])
+    x = torch.randn(4, 30, 20, generator=gen) * 2
+    y = torch.randint(0, 7, (4, 30), generator=gen)
+    runs = []
+    for by_hand in (True, False):
+        losses = net.loss_and_grads(x, y, by_hand=by_hand)
+        runs.append((losses, [p.grad.clone() for p in net.parameters()]))
+    (hand_loss, hand), (auto_loss, auto) = runs
+    assert torch.allclose(hand_loss, auto_loss, rtol=1e-6, atol=1e-7)
+    assert len(hand) == len(auto) == 6 + 2 + 2  # w, b per layer and head; a β per layer of members 0 and 3
+    for name, a, b in zip([*net.params, *["β"] * 4], hand, auto):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6), name
+
+
+def test_hand_written_backward_only_where_it_applies() -> None:
+    from actsearch import _backprop
+    from actsearch.models import build_model
+    from actsearch.population import StackedNet
+
+    def net(spec: ModelSpec, kernel: bool, kind: str = "mlp") -> StackedNet:
+        models = [build_model(spec, "relu", (1, 20), 3, seed=0)]
+        return StackedNet(models, kind, spec.dropout, (1, 20),
+                          population_kernel(["relu"], torch.device("cpu")) if kernel else None)
+
+    assert not _backprop.applies(net(ModelSpec(widths=(4,)), kernel=False))  # torch activations
+    if fused_enabled():
+        assert _backprop.applies(net(ModelSpec(widths=(4,)), kernel=True))
+        assert not _backprop.applies(net(ModelSpec(widths=(4,), norm="layer"), kernel=True))
+        assert not _backprop.applies(net(ModelSpec(widths=(4,), dropout=0.1), kernel=True))
+        assert not _backprop.applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), True, "cnn"))

@@ -99,3 +99,47 @@ def test_device_auto_and_bad_optimizer() -> None:
     assert resolve_device("auto").type == expected
     with pytest.raises(ValueError, match="optimizer"):
         train_one("relu", Fidelity("x", ModelSpec(widths=(4,)), dataset="tiny", optimizer="lbfgs", steps=2))
+
+
+def test_minibatches_are_a_fresh_permutation_per_epoch() -> None:
+    """batch_order (train_one) and epoch_batches (the population, an epoch at a time) are the same
+    batches: each epoch a permutation of its own seeded generator, the partial last batch dropped."""
+    from actsearch.train import batch_order, epoch_batches
+
+    gen = torch.Generator().manual_seed(7)
+    expected = [p[i * 30 : (i + 1) * 30] for p in (torch.randperm(100, generator=gen) for _ in range(2))
+                for i in range(3)]
+    order = batch_order(7, 100, 30)
+    assert all(torch.equal(next(order), e) for e in expected)
+    epochs = epoch_batches(7, 100, 30)
+    assert all(torch.equal(b, e) for b, e in zip([*next(epochs), *next(epochs)], expected))
+    with pytest.raises(ValueError, match="exceeds the 100 training examples"):
+        next(batch_order(0, 100, 101))
+
+
+def test_freed_tensor_memory_is_reused_without_page_faults() -> None:
+    """actsearch._memory: a training step allocates its activations and frees them all at the end.
+    With glibc's defaults the freed top of the heap (more than twice the largest block) goes back
+    to the kernel and the next step faults every page in again; after the trainers' allocator
+    tuning it is reused. In a child process: mallopt is process-wide."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, sys, torch
+from actsearch._memory import retain_freed_memory
+if sys.argv[1] == "tuned":
+    assert retain_freed_memory()
+def step():
+    held = [torch.ones(1 << 20) for _ in range(6)]  # 6 activations of 4 MB, freed together
+for _ in range(3):
+    step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True,
+                                       check=True).stdout) for mode in ("default", "tuned")}
+    assert faults["default"] > 20 * 3000, faults  # 24 MB a step: ~6,000 pages
+    assert faults["tuned"] < 1000, faults

@@ -8,8 +8,9 @@ the whole backward is 8 batched matmuls, 3 sums and the kernel's own backward, s
 here directly (``benchmarks/bench_eval.py``: −30% per step).
 
 It computes what autograd computes, in the same order: weight gradients as ∂L/∂z^T·a (the product
-nn.Linear's backward forms for its (out, in) weight), the cross-entropy gradient as log_softmax's
-backward does (softmax · (1/N) − 1/N at the target). ``tests/test_population.py`` checks every
+nn.Linear's backward forms for its (out, in) weight), the loss and its gradient as log_softmax,
+nll_loss and their backward do (softmax · (1/N) − 1/N at the target; one C call of the fused
+library, :meth:`actsearch.fused.PopulationKernel.cross_entropy`). ``tests/test_population.py`` checks every
 gradient against autograd on the same stack, and the members against their solo runs.
 
 Used only where it applies: MLP, no normalization, no dropout, every activation fused; anything
@@ -20,7 +21,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 if TYPE_CHECKING:
     from .population import StackedNet
@@ -46,17 +46,10 @@ def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         saved.append((h, z, call, betas))
         h = kernel.forward(z, call, betas)
     logits = torch.baddbmm(p["hb"][:, None, :], h, p["hw"].transpose(1, 2))
-    # Classes on dim 1, (K, C, N): torch's log_softmax is vectorised along the inner dim there, and
-    # gives the same numbers as on train_one's (N, C) rows.
-    logp = F.log_softmax(logits.transpose(1, 2), dim=1)
-    n = y.shape[1]
-    losses = -logp.gather(1, y[:, None, :]).squeeze(1).mean(1)
-    g = logp.exp_().mul_(1.0 / n)  # ∂L/∂logits, (K, C, N): softmax / N ...
-    target = y[:, None, :]
-    g.scatter_add_(1, target, torch.full(target.shape, -1.0 / n, device=g.device))  # ... − 1/N at the target
-    p["hw"].grad = torch.bmm(g, h)
-    p["hb"].grad = g.sum(2)
-    grad = torch.bmm(g.transpose(1, 2), p["hw"])  # ∂L/∂a of the last hidden layer, (K, N, H)
+    losses, g = kernel.cross_entropy(logits, y)  # g = ∂L/∂logits, (K, N, C)
+    p["hw"].grad = torch.bmm(g.transpose(1, 2), h)
+    p["hb"].grad = g.sum(1)
+    grad = torch.bmm(g, p["hw"])  # ∂L/∂a of the last hidden layer, (K, N, H)
     for i in reversed(range(len(net.widths))):
         a, z, call, betas = saved[i]
         grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])

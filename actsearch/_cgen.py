@@ -235,6 +235,52 @@ int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int6
 """
 
 
+# The rest of a stacked MLP's training step that is not a matmul (actsearch._backprop): torch
+# spends ~10 us of dispatch per op on these (K, N, 10) tensors, 8 ops for the loss alone.
+_STEP = r"""
+/* Member k, example n: logits[(k*N + n)*C + c], label target[k*N + n]. loss[k] = the mean over n of
+   -log softmax(logits)[label], as torch's log_softmax + nll_loss; g = dloss[k]/dlogits =
+   (softmax - onehot(label)) / N, as their backward computes it. */
+void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logits, const int64_t* target,
+                             float* loss, float* g) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    float total = 0.0f;
+    const float inv = 1.0f / (float)N;
+    for (int64_t n = 0; n < N; n++) {
+      const float* x = logits + (k * N + n) * C;
+      float* d = g + (k * N + n) * C;
+      float m = x[0];
+      for (int64_t c = 1; c < C; c++) m = (x[c] > m || x[c] != x[c]) ? x[c] : m;
+      float sum = 0.0f;
+      for (int64_t c = 0; c < C; c++) sum += expf(x[c] - m);
+      const float lse = logf(sum);
+      for (int64_t c = 0; c < C; c++) d[c] = expf(x[c] - m - lse) * inv;
+      const int64_t t = target[k * N + n];
+      total += -(x[t] - m - lse);
+      d[t] -= inv;
+    }
+    loss[k] = total / (float)N;
+  }
+}
+
+/* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is
+   inf or NaN: x * 0 is NaN exactly for those, and the sum of the products vectorises. */
+void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const int64_t* count, int32_t* bad) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < T; i++) {
+      const float* x = ptr[i] + k * count[i];
+      #pragma omp simd reduction(+: acc)
+      for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
+    }
+    bad[k] = acc != acc;
+  }
+}
+"""
+
+
 class _CPrinter(C99CodePrinter):
     """float32 C for the operator table's primitives (its ``c`` column) and their derivatives."""
 
@@ -370,17 +416,17 @@ HIDDEN void bwd_{index}(int64_t R, const float* restrict X, const float* restric
 
 
 def c_sources(cands: Sequence[Any], units: int = 1) -> list[str]:
-    """The C source of one population's library as ``units`` translation units, for a parallel
-    build (the compiler's time is ~all in these loops): member i's ``fwd_i``/``bwd_i`` in unit
-    i mod ``units``, the dispatcher in the first."""
+    """The C source of one population's library as translation units for a parallel build (the
+    compiler's time is ~all in these loops): member i's ``fwd_i``/``bwd_i`` in unit i mod
+    ``units``, then one more unit with the dispatcher and the training-step helpers."""
     prelude = _PRELUDE % {"eps": repr(EPS)}
     parts = [[prelude] for _ in range(max(1, min(units, len(cands))))]
     for i, c in enumerate(cands):
         parts[i % len(parts)].append(_functions(c.expr, tuple(c.betas), c.x, i))
     n = len(cands)
     nb = [len(c.betas) for c in cands]
-    parts[0].append(_DISPATCH % {
+    parts.append([prelude, _DISPATCH % {
         "decls": "".join(f"HIDDEN fwd_fn_t fwd_{i}; HIDDEN bwd_fn_t bwd_{i};\n" for i in range(n)),
         "fwd": ", ".join(f"fwd_{i}" for i in range(n)), "bwd": ", ".join(f"bwd_{i}" for i in range(n)),
-        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])})
+        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])}, _STEP])
     return ["".join(p) for p in parts]

@@ -198,6 +198,20 @@ class StackedNet:
         losses.sum().backward()  # sum of per-member means: each member gets its own gradient
         return losses.detach()
 
+    def nonfinite(self, losses: torch.Tensor) -> torch.Tensor:
+        """Per member (K,), whether its loss or any of its gradients is inf or NaN."""
+        grads = [p.grad for p in self.params.values()]
+        if self.kernel is not None and losses.device.type == "cpu":  # one C pass over the stack
+            bad = self.kernel.nonfinite([losses.contiguous(), *grads])  # type: ignore[list-item]
+        else:  # the sum of a member's entries is non-finite iff one is (or it overflows: diverged)
+            bad = ~torch.isfinite(losses + sum(g.flatten(1).sum(1) for g in grads))  # type: ignore[union-attr]
+        act_p = self.act_params()
+        if any(act_p):
+            sums = torch.stack([sum((p.grad.sum() for p in ps if p.grad is not None),
+                                    torch.zeros((), device=losses.device)) for ps in act_p])
+            bad = bad | ~torch.isfinite(sums)
+        return bad
+
     @torch.no_grad()
     def accuracy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member accuracy (K,) on a shared set, in one batch, in eval mode."""
@@ -350,14 +364,9 @@ def train_population(
             idx = batches.next().to(dev, non_blocking=True)  # (K, B)
             losses = net.loss_and_grads(data.x_train[idx], data.y_train[idx])
             step += 1
-            check = losses + sum(p.grad.flatten(1).sum(1) for p in net.params.values())
-            act_p = net.act_params()
-            if any(act_p):
-                check = check + torch.stack([sum((p.grad.sum() for p in ps if p.grad is not None),
-                                                 torch.zeros((), device=dev)) for ps in act_p])
-            finite = torch.isfinite(check)
-            if not bool(finite.all().item()):  # the one host sync per step
-                bad = (~finite).nonzero().flatten().tolist()
+            nonfinite = net.nonfinite(losses)
+            if bool(nonfinite.any().item()):  # the one host sync per step
+                bad = nonfinite.nonzero().flatten().tolist()
                 loss_ok = torch.isfinite(losses.detach()).tolist()
                 done = {pos: ("diverged", f"loss is {losses[pos].item()} at step {step}" if not loss_ok[pos]
                               else f"gradient is inf/nan at step {step}") for pos in bad}

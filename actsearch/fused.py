@@ -210,6 +210,20 @@ class _Apply(torch.autograd.Function):
         return (gx, None, None, *grads)
 
 
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor,  # type: ignore[override]
+                kernel: PopulationKernel) -> torch.Tensor:
+        loss, g = kernel.cross_entropy(logits, target)
+        ctx.save_for_backward(g)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        (g,) = ctx.saved_tensors
+        return g * grad[:, None, None], None, None
+
+
 class Call(NamedTuple):
     """How one layer's stack maps onto the kernel: ``geom`` = (K, runs per member, run length,
     values per channel in a row, C, member stride, run stride); ``fids``, the function of each
@@ -295,6 +309,10 @@ class PopulationKernel:
         loss, g = torch.empty(k), torch.empty_like(logits)
         self.lib.actsearch_cross_entropy(k, n, c, logits.data_ptr(), target.data_ptr(), loss.data_ptr(), g.data_ptr())
         return loss, g
+
+    def cross_entropy_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`cross_entropy`'s per-member losses, differentiable (the autograd engine's path)."""
+        return _CrossEntropy.apply(logits, target, self)
 
     def nonfinite(self, stacked: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per member (K,), whether its slice of any of the ``stacked`` (K, ...) float32 tensors has

@@ -51,8 +51,8 @@ class StackedNet:
         self.members = list(range(len(models)))
         self.kind, self.dropout, self.input_shape = kind, dropout, tuple(input_shape)
         self.conv_args: dict[str, tuple[int, ...]] = {}
+        one_d = isinstance(first.layers[0], nn.Conv1d)
         if kind == "cnn":  # 1-D convolutions run as 2-D ones of height 1 (see forward)
-            one_d = isinstance(first.layers[0], nn.Conv1d)
             stride, padding = first.layers[0].stride, first.layers[0].padding
             self.conv_args = {"stride": (1, *stride) if one_d else stride,
                               "padding": (0, *padding) if one_d else padding}
@@ -66,8 +66,10 @@ class StackedNet:
         self.params: dict[str, torch.Tensor] = {}
         self.buffers: dict[str, torch.Tensor] = {}
         for i in range(len(self.widths)):
-            ws = [m.layers[i].weight for m in models]
-            self.params[f"w{i}"] = stack(ws)
+            w = stack([m.layers[i].weight for m in models])
+            if kind == "cnn":  # (K, out, kh, kw, in): see _conv_weight
+                w = (w.unsqueeze(3) if one_d else w).permute(0, 1, 3, 4, 2).contiguous()
+            self.params[f"w{i}"] = w
             self.params[f"b{i}"] = stack([m.layers[i].bias for m in models])
             if self.norm_kind != "Identity":
                 self.params[f"g{i}"] = stack([m.norms[i].weight for m in models])
@@ -127,6 +129,12 @@ class StackedNet:
         parts = h.split(self.widths[layer], dim=1)
         return torch.cat([acts[layer](x) for acts, x in zip(self.acts, parts)], dim=1)
 
+    def _conv_weight(self, i: int) -> torch.Tensor:
+        """Layer i's grouped-conv weight (K*out, in, kh, kw) in channels_last memory, as a view: the
+        stacked parameter is stored (K, out, kh, kw, in) — no copy per step, and its gradient
+        comes back in the parameter's own layout (no copy either)."""
+        return self.params[f"w{i}"].permute(0, 1, 4, 2, 3).flatten(0, 1)
+
     def _norm_mlp(self, h: torch.Tensor, i: int) -> torch.Tensor:
         k, n, c = h.shape
         if self.norm_kind.startswith("BatchNorm"):  # per (member, channel) statistics over the batch
@@ -172,9 +180,7 @@ class StackedNet:
             h = h.unsqueeze(2)
         h = h.contiguous(memory_format=torch.channels_last)
         for i in range(len(self.widths)):
-            w = self.params[f"w{i}"].flatten(0, 1)
-            w = (w.unsqueeze(2) if one_d else w).contiguous(memory_format=torch.channels_last)
-            h = F.conv2d(h, w, self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
+            h = F.conv2d(h, self._conv_weight(i), self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
             if self.norm_kind != "Identity":
                 h = self._norm_cnn(h, i)
             h = self._activate(h, i, 1)

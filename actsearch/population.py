@@ -236,8 +236,9 @@ class StackedNet:
 
 
 #: Activation evaluations (steps x batch x units x members) under which building the fused kernels
-#: (~1 s of C compilation per population) costs more than it saves (~3 ns per evaluation, forward
-#: and backward, measured on 2 cores): smoke-sized runs keep torch ops.
+#: (0.25-1 s of C compilation per population, by its size and the CPUs) costs more than it saves
+#: (~3 ns per evaluation, forward and backward, measured on 2 cores; set when a build took ~1 s,
+#: left with that margin): smoke-sized runs keep torch ops.
 FUSE_MIN_WORK = 3e8
 
 

@@ -371,7 +371,9 @@ def train_population(
         torch.manual_seed(seeds[0])  # dropout masks for the stack
         while step < fid.steps and alive:
             idx = batches.next().to(dev, non_blocking=True)  # (K, B)
-            losses = net.loss_and_grads(data.x_train[idx], data.y_train[idx])
+            flat = idx.reshape(-1)  # index_select: a row copy, 2x faster than indexing with (K, B)
+            losses = net.loss_and_grads(data.x_train.index_select(0, flat).view(*idx.shape, *data.input_shape),
+                                        data.y_train.index_select(0, flat).view(idx.shape))
             step += 1
             nonfinite = net.nonfinite(losses)
             if bool(nonfinite.any().item()):  # the one host sync per step

@@ -29,7 +29,8 @@ from optuna.trial import TrialState
 
 from .grammar import Space
 from .storage import BUDGET_ATTR, SearchSettings
-from .trials import Heartbeat, budget_state, cleanup_run, evaluated_keys, sigint_ignored
+from ._signals import sigint_ignored
+from .trials import Heartbeat, budget_state, cleanup_run, evaluated_keys
 
 if TYPE_CHECKING:
     from .search import OnTrial, _Item

@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._memory import retain_freed_memory
 from . import _backprop
+from ._memory import retain_freed_memory
 from .activations import ActivationSpec
 from .data import Dataset
 from .fused import PopulationKernel, population_kernel

@@ -37,7 +37,8 @@ from .compare import mean_std
 from .driver import RunConfig, _open, run_search, run_worker
 from .grammar import Space
 from .samplers import activation_cost, population_seeds
-from .storage import EVALUATED_FAILURES, SearchSettings, sigint_deferred
+from ._signals import sigint_deferred
+from .storage import EVALUATED_FAILURES, SearchSettings
 from .trials import over_budget, replaced_numbers
 from .train import Fidelity, TrainResult, get_fidelity
 

@@ -23,19 +23,18 @@ import functools
 import hashlib
 import json
 import os
-import signal
 import sqlite3
-import threading
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
+from ._signals import sigint_deferred
 from .errors import ActsearchError, StudyNotFoundError
 from .grammar import Space, load_space, space_from_dict
 
@@ -43,7 +42,7 @@ __all__ = [
     "DEFAULT_STORAGE", "SETTINGS_ATTR", "SearchSettings", "resolve_storage", "open_storage",
     "artifact_dir", "artifact_store", "study_name_for", "load_study", "read_settings",
     "space_to_dict", "create_or_load_study", "EVALUATED_FAILURES", "BUDGET_ATTR",
-    "RetryingRDBStorage", "is_transient", "sigint_deferred", "space_hash", "heartbeat_settings",
+    "RetryingRDBStorage", "is_transient", "space_hash", "heartbeat_settings",
 ]
 
 DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
@@ -257,34 +256,6 @@ class RetryingRDBStorage(RDBStorage):
 
     retry_seconds = DB_RETRY_SECONDS
     retries = 0  # transient errors survived (tests and logs)
-
-
-@contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """A first Ctrl-C inside the block is raised when it ends, so what the block does — one
-    storage call; asking a trial and tagging it as this run's — happens whole: cut in half, it
-    leaves a trial RUNNING that no cleanup knows, or a pooled connection mid-transaction. A second
-    Ctrl-C interrupts at once (a call hung on an unreachable server)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[tuple[int, Any]] = []
-
-    def defer(signum: int, frame: Any) -> None:
-        caught.append((signum, frame))
-        if len(caught) > 1:
-            raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGINT, defer)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
-        if len(caught) == 1:  # (a second one has raised already)
-            if callable(old):
-                old(*caught[0])
-            elif old != signal.SIG_IGN:
-                raise KeyboardInterrupt
 
 
 def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:

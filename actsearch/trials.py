@@ -8,11 +8,9 @@ them when their run is stopped.
 from __future__ import annotations
 
 import bisect
-import contextlib
-import signal
 import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -20,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .storage import BUDGET_ATTR, EVALUATED_FAILURES
 
 __all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
-           "evaluated_keys", "cleanup_run", "sigint_ignored", "Heartbeat"]
+           "evaluated_keys", "cleanup_run", "Heartbeat"]
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -109,19 +107,6 @@ def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -
         except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
             pass
     return n
-
-
-@contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """While bookkeeping after Ctrl-C runs, a second Ctrl-C must not cut it short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old)
 
 
 class Heartbeat:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actsearch import _cgen, fused
+from actsearch import _cbuild, _cgen, fused
 from actsearch.population import fusion_pays, train_population
 from actsearch.train import get_dataset, get_fidelity, train_one
 
@@ -73,7 +73,7 @@ def candidates() -> tuple[list[Any], str]:
 def cold_kernels() -> None:
     """Forget every built fused kernel (disk and memory), so a batched run pays its compilation."""
     os.environ["ACTSEARCH_KERNEL_DIR"] = tempfile.mkdtemp(prefix="actsearch-bench-kernels-")
-    fused._LIBS.clear()
+    _cbuild._LIBS.clear()
     _cgen._functions.cache_clear()
 
 

@@ -310,7 +310,7 @@ def test_non_transient_errors_are_not_retried() -> None:
 def test_ctrl_c_inside_a_deferred_block_is_raised_when_it_ends() -> None:
     """One storage call (or ask + tag) is never cut in half by a first Ctrl-C; a second one is
     not deferred (a call hung on an unreachable server must stay interruptible)."""
-    from actsearch.storage import sigint_deferred
+    from actsearch._signals import sigint_deferred
 
     done: list[str] = []
     with pytest.raises(KeyboardInterrupt):

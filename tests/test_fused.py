@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from actsearch import fused
+from actsearch import _cbuild, fused
 from actsearch.activations import make_activation
 from actsearch.fused import PopulationKernel, as_candidate, population_kernel
 from actsearch.grammar import load_space
@@ -166,11 +166,11 @@ def test_a_broken_compiler_falls_back_with_one_warning(monkeypatch: pytest.Monke
 
 def test_libraries_are_cached_on_disk_by_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.setenv("ACTSEARCH_KERNEL_DIR", str(tmp_path))
-    monkeypatch.setattr(fused, "_LIBS", {})
+    monkeypatch.setattr(_cbuild, "_LIBS", {})
     PopulationKernel([parse("x*cosh(x)")])
     built = sorted(p.name for p in tmp_path.iterdir())
     assert len(built) == 1 and built[0].endswith(".so")
-    monkeypatch.setattr(fused, "_LIBS", {})
+    monkeypatch.setattr(_cbuild, "_LIBS", {})
     PopulationKernel([parse("x*cosh(x)")])
     assert sorted(p.name for p in tmp_path.iterdir()) == built  # no second build, no temp left
 
@@ -182,8 +182,8 @@ def test_the_kernel_cache_keeps_the_newest_libraries(monkeypatch: pytest.MonkeyP
         lib = tmp_path / f"pop-{i}.so"
         lib.write_bytes(b"")
         os.utime(lib, (1000 + i, 1000 + i))
-    monkeypatch.setattr(fused, "KEEP_LIBRARIES", 2)
-    fused._prune(tmp_path)
+    monkeypatch.setattr(_cbuild, "KEEP_LIBRARIES", 2)
+    _cbuild._prune(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pop-3.so", "pop-4.so"]
 
 
@@ -224,7 +224,7 @@ def test_a_library_split_over_translation_units_computes_the_same(monkeypatch: p
     gy = torch.linspace(-1.0, 1.0, 128).view(1, 8, 16).expand(4, 8, 16).contiguous()
     outs = []
     for units in (1, 3):
-        monkeypatch.setattr(fused, "_jobs", lambda units=units: units)
+        monkeypatch.setattr(_cbuild, "jobs", lambda units=units: units)
         assert len(fused.c_sources(cands, units)) == units + 1  # + the dispatcher's
         kernel = PopulationKernel(cands)
         xg = x.clone().requires_grad_(True)
@@ -241,7 +241,7 @@ def test_a_compile_error_names_the_compilers_message(monkeypatch: pytest.MonkeyP
     good, bad = tmp_path / "good.c", tmp_path / "bad.c"
     good.write_text("int f(void) { return 1; }\n")
     bad.write_text("int g(void) { return undeclared_name; }\n")
-    error = fused._compile(fused._compiler() or "cc", ["-O2"], [good, bad], tmp_path / "bad.so")
+    error = _cbuild._compile(_cbuild.compiler() or "cc", ["-O2"], [good, bad], tmp_path / "bad.so")
     assert error is not None and "error:" in error and "undeclared_name" in error
-    assert fused._compile(fused._compiler() or "cc", ["-O2"], [good], tmp_path / "good.so") is None
+    assert _cbuild._compile(_cbuild.compiler() or "cc", ["-O2"], [good], tmp_path / "good.so") is None
     assert (tmp_path / "good.so").exists()

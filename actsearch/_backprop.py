@@ -41,11 +41,11 @@ def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
     h = x.flatten(2)
     saved = []  # per layer: its input, pre-activation, kernel call, β
     for i in range(len(net.widths)):
-        z = torch.baddbmm(p[f"b{i}"][:, None, :], h, p[f"w{i}"].transpose(1, 2))
+        z = net.linear(h, f"w{i}", f"b{i}")
         call, betas = kernel.bind(z, net.members, [acts[i] for acts in net.acts], 0)
         saved.append((h, z, call, betas))
-        h = kernel.forward(z, call, betas)
-    logits = torch.baddbmm(p["hb"][:, None, :], h, p["hw"].transpose(1, 2))
+        h = kernel.forward(z, call)
+    logits = net.linear(h, "hw", "hb")
     losses, g = kernel.cross_entropy(logits, y)  # g = ∂L/∂logits, (K, N, C)
     p["hw"].grad = torch.bmm(g.transpose(1, 2), h)
     p["hb"].grad = g.sum(1)

@@ -79,7 +79,7 @@ class _Apply(torch.autograd.Function):
         h = h.contiguous(memory_format=_memory_format(h))
         ctx.kernel, ctx.call = kernel, call
         ctx.save_for_backward(h, *betas)
-        return kernel.forward(h, call, betas)
+        return kernel.forward(h, call)
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:  # type: ignore[override]
@@ -121,8 +121,7 @@ class PopulationKernel:
 
     def __init__(self, cands: Sequence[Any]) -> None:
         self.cands = list(cands)
-        self.nbetas = [len(c.betas) for c in self.cands]
-        self.maxb = max([1, *self.nbetas])
+        self.maxb = max([1, *(len(c.betas) for c in self.cands)])  # β slots per stack position
         try:
             sources = c_sources(self.cands, _cbuild.jobs())
         except CodegenError as e:
@@ -156,8 +155,9 @@ class PopulationKernel:
         call, betas = self.bind(h, members, modules, member_dim)
         return _Apply.apply(h, self, call, *betas)
 
-    def forward(self, h: torch.Tensor, call: Call, betas: Sequence[torch.Tensor]) -> torch.Tensor:
-        """y = f(h) for every member, no autograd; ``h`` contiguous in its memory format."""
+    def forward(self, h: torch.Tensor, call: Call) -> torch.Tensor:
+        """y = f(h) for every member, no autograd; ``h`` contiguous in its memory format (the β are
+        read through ``call``)."""
         y = torch.empty_like(h)  # same strides as h
         rc = self.lib.actsearch_forward(call.geom[0], call.fids.data_ptr(), *call.geom[1:], h.data_ptr(),
                                         y.data_ptr(), call.beta_ptrs, call.per_channel.data_ptr())

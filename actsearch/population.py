@@ -61,8 +61,9 @@ class StackedNet:
         self.eps = getattr(first.norms[0], "eps", 1e-5)
         self.momentum = getattr(first.norms[0], "momentum", 0.1)
         stack = lambda ts: torch.stack([t.detach() for t in ts]).contiguous()  # noqa: E731
-        # Weights keep the solo layout, (K, out, in) (conv: (K, out, in, *k)); baddbmm reads the
+        # Linear weights keep the solo layout, (K, out, in): :meth:`linear`'s baddbmm reads the
         # transposed view exactly as nn.Linear's addmm does, so the same BLAS path rounds the same way.
+        # Conv weights are stored (K, out, kh, kw, in), for a channels_last view (:meth:`_conv_weight`).
         self.params: dict[str, torch.Tensor] = {}
         self.buffers: dict[str, torch.Tensor] = {}
         for i in range(len(self.widths)):
@@ -129,6 +130,10 @@ class StackedNet:
         parts = h.split(self.widths[layer], dim=1)
         return torch.cat([acts[layer](x) for acts, x in zip(self.acts, parts)], dim=1)
 
+    def linear(self, h: torch.Tensor, w: str, b: str) -> torch.Tensor:
+        """The stacked affine layer (weight ``params[w]``, bias ``params[b]``) on ``h`` (K, N, in)."""
+        return torch.baddbmm(self.params[b][:, None, :], h, self.params[w].transpose(1, 2))
+
     def _conv_weight(self, i: int) -> torch.Tensor:
         """Layer i's grouped-conv weight (K*out, in, kh, kw) in channels_last memory, as a view: the
         stacked parameter is stored (K, out, kh, kw, in) — no copy per step, and its gradient
@@ -161,13 +166,13 @@ class StackedNet:
         if self.kind == "mlp":
             h = x.flatten(1).expand(k, -1, -1) if shared else x.flatten(2)
             for i in range(len(self.widths)):
-                h = torch.baddbmm(self.params[f"b{i}"][:, None, :], h, self.params[f"w{i}"].transpose(1, 2))
+                h = self.linear(h, f"w{i}", f"b{i}")
                 if self.norm_kind != "Identity":
                     h = self._norm_mlp(h, i)
                 h = self._activate(h, i, 0)
                 if self.dropout:
                     h = F.dropout(h, self.dropout, self.training)
-            return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
+            return self.linear(h, "hw", "hb")
         # CNN: members side by side on the channel dim, (N, K*C, *spatial), one grouped conv — run
         # as a 2-D convolution (a 1-D one with height 1) in channels_last memory: oneDNN's grouped
         # convolution and batch norm are ~1.3-1.8x faster there than in (N, C, L) (bench_eval).
@@ -187,7 +192,7 @@ class StackedNet:
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
         h = h.reshape(h.shape[0], k, -1).transpose(0, 1)  # (K, N, C*spatial), C-major like flatten(1)
-        return torch.baddbmm(self.params["hb"][:, None, :], h, self.params["hw"].transpose(1, 2))
+        return self.linear(h, "hw", "hb")
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor, by_hand: bool | None = None) -> torch.Tensor:
         """Per-member mean cross-entropy (K,) on per-member batches ``x`` (K, N, ...), ``y`` (K, N),

@@ -55,6 +55,17 @@ def _norm(kind: str, channels: int, dims: int) -> nn.Module:
     raise ValueError(f"unknown normalization {kind!r}: use 'none', 'batch' or 'layer'")
 
 
+def _bias_before(norm: str) -> bool:
+    """Whether a layer feeding ``norm`` gets a bias. Not before BatchNorm: the batch mean removes
+    it (Ioffe & Szegedy 2015, sec. 3.2: "the bias b can be ignored"), so its gradient is zero in
+    exact arithmetic and pure rounding noise in float32 — which Adam, dividing by that noise's own
+    scale, turns into steps of ±lr. The bias then random-walks; training never sees it, but
+    evaluation does (the running mean lags it), and two float orders of the same network (a solo
+    run and its population member) drift apart. LayerNorm normalizes over features, not the
+    batch, so a per-feature bias still matters there."""
+    return norm != "batch"
+
+
 class MLP(nn.Module):
     """Fully connected net: input (N, *shape) is flattened; hidden layers, then a linear head."""
 
@@ -69,7 +80,7 @@ class MLP(nn.Module):
     ) -> None:
         super().__init__()
         dims = [in_features, *widths]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=_bias_before(norm)) for a, b in zip(dims[:-1], dims[1:]))
         self.norms = nn.ModuleList(_norm(norm, w, 0) for w in widths)
         self.acts = nn.ModuleList(make_activation(activation, w) for w in widths)
         self.dropout = float(dropout)
@@ -122,7 +133,8 @@ class CNN(nn.Module):
         conv = nn.Conv1d if dims == 1 else nn.Conv2d
         chans = [int(input_shape[0]), *widths]
         self.layers = nn.ModuleList(
-            conv(a, b, k, stride=stride, padding=padding) for a, b, k in zip(chans[:-1], chans[1:], kernel_sizes)
+            conv(a, b, k, stride=stride, padding=padding, bias=_bias_before(norm))
+            for a, b, k in zip(chans[:-1], chans[1:], kernel_sizes)
         )
         sizes = conv_output_sizes(spatial, kernel_sizes, stride, padding)
         if any(min(size) < 1 for size in sizes):

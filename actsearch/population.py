@@ -71,7 +71,8 @@ class StackedNet:
             if kind == "cnn":  # (K, out, kh, kw, in): see _conv_weight
                 w = (w.unsqueeze(3) if one_d else w).permute(0, 1, 3, 4, 2).contiguous()
             self.params[f"w{i}"] = w
-            self.params[f"b{i}"] = stack([m.layers[i].bias for m in models])
+            if first.layers[i].bias is not None:  # none before BatchNorm (models._bias_before)
+                self.params[f"b{i}"] = stack([m.layers[i].bias for m in models])
             if self.norm_kind != "Identity":
                 self.params[f"g{i}"] = stack([m.norms[i].weight for m in models])
                 self.params[f"n{i}"] = stack([m.norms[i].bias for m in models])
@@ -131,7 +132,9 @@ class StackedNet:
         return torch.cat([acts[layer](x) for acts, x in zip(self.acts, parts)], dim=1)
 
     def linear(self, h: torch.Tensor, w: str, b: str) -> torch.Tensor:
-        """The stacked affine layer (weight ``params[w]``, bias ``params[b]``) on ``h`` (K, N, in)."""
+        """The stacked affine layer (weight ``params[w]``, bias ``params[b]`` if it has one) on ``h`` (K, N, in)."""
+        if b not in self.params:
+            return torch.bmm(h, self.params[w].transpose(1, 2))
         return torch.baddbmm(self.params[b][:, None, :], h, self.params[w].transpose(1, 2))
 
     def _conv_weight(self, i: int) -> torch.Tensor:
@@ -185,7 +188,8 @@ class StackedNet:
             h = h.unsqueeze(2)
         h = h.contiguous(memory_format=torch.channels_last)
         for i in range(len(self.widths)):
-            h = F.conv2d(h, self._conv_weight(i), self.params[f"b{i}"].reshape(-1), groups=k, **self.conv_args)
+            bias = self.params[f"b{i}"].reshape(-1) if f"b{i}" in self.params else None
+            h = F.conv2d(h, self._conv_weight(i), bias, groups=k, **self.conv_args)
             if self.norm_kind != "Identity":
                 h = self._norm_cnn(h, i)
             h = self._activate(h, i, 1)

@@ -92,6 +92,11 @@ def test_cnn_1d_and_2d_shapes(norm: str) -> None:
     assert c1(torch.randn(3, 1, 40)).shape == (3, 10)
     c2 = CNN((1, 28, 28), 10, "relu", widths=(4, 4), kernel_sizes=(3, 3), norm=norm)
     assert c2(torch.randn(2, 1, 28, 28)).shape == (2, 10)
+    # BatchNorm's mean subtraction cancels the bias of the layer before it (Ioffe & Szegedy 2015):
+    # such a layer has none (the head keeps its own); LayerNorm does not cancel it.
+    for net in (c1, c2, MLP(12, 5, "relu", widths=(7,), norm=norm)):
+        assert all((layer.bias is None) == (norm == "batch") for layer in net.layers)
+        assert net.head.bias is not None
 
 
 def test_build_model_is_seeded_and_leaves_global_rng_alone() -> None:

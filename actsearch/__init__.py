@@ -1,17 +1,28 @@
 """actsearch: automatic search for activation functions (Ramachandran, Zoph & Le, 2017).
 
-The data's path: grammar (``grammar``, ``ops``) → candidate (``candidate``, sympy) → compiled
-module (``compiler``) → evaluation (``train``, ``population``) → search (``search``, Optuna) →
-results (``export``, ``shape``).
+The subpackages follow the data's path, and import only down it:
+
+- :mod:`actsearch.expressions` — operator table, activation registry, parser, grammar, sympy
+  candidates, printers (torch, C), export, plots;
+- :mod:`actsearch.evaluation` — datasets, child networks, fidelity presets, the trainers (one
+  network, a stacked population) and the fused CPU kernels;
+- :mod:`actsearch.search` — Optuna: settings, storage, samplers, a batch of trials, the driver,
+  distributed workers;
+- :mod:`actsearch.analysis` — leaderboard, verification, paired comparisons, shape analysis,
+  the Swish rediscovery;
+- :mod:`actsearch.cli` — the ``actsearch`` command; :mod:`actsearch.lecture` — the lecture's
+  experiments.
+
+``import actsearch`` loads only the expressions layer (and torch, sympy); the evaluation names
+below are loaded on first use.
 """
 from __future__ import annotations
 
+from typing import Any
 
 from torch import nn
 
-from .activations import get_activation, list_activations, make_activation
-from .candidate import Candidate
-from .data import Dataset, load_dataset
+from ._version import __version__
 from .errors import (
     ActsearchError,
     CandidateFailed,
@@ -21,13 +32,7 @@ from .errors import (
     UnknownActivationError,
     UnknownOperatorError,
 )
-from .export import write_module
-from .grammar import Space, load_space
-from .parser import parse
-from .population import train_population
-from .train import FIDELITIES, Fidelity, TrainResult, get_fidelity, train_one
-
-__version__ = "0.1.0"
+from .expressions import Candidate, Space, get_activation, list_activations, load_space, make_activation, parse, write_module
 
 __all__ = [
     "parse",
@@ -56,6 +61,26 @@ __all__ = [
     "UnknownOperatorError",
     "__version__",
 ]
+
+#: Names of the evaluation layer, imported when first used (PEP 562): the trainers pull in the
+#: population engine and the C kernel builder, which `actsearch show` or `import actsearch` to
+#: parse an expression never need (start-up time).
+_EVALUATION = {"load_dataset", "Dataset", "train_one", "train_population", "TrainResult", "Fidelity",
+               "FIDELITIES", "get_fidelity"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EVALUATION:
+        import importlib  # start-up time: see _EVALUATION
+
+        value = getattr(importlib.import_module(".evaluation", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _EVALUATION)
 
 
 def to_module(expr: str | Candidate, num_channels: int | None = None) -> nn.Module:

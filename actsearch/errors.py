@@ -1,24 +1,58 @@
-"""The exceptions actsearch raises for bad input.
+"""Every exception actsearch raises on purpose, and the one "did you mean" helper.
 
 Every user-facing failure is an :class:`ActsearchError`; the CLI prints its message as one line on
-stderr and exits with status 2. Messages say what was wrong and what to do about it.
+stderr and exits with status 2. Messages say what was wrong and what to do about it. The module
+sits at the bottom of the import graph (it imports nothing of actsearch), so every layer can raise
+these and the CLI can catch them all.
 """
 from __future__ import annotations
+
+import difflib
+from typing import Callable, Iterable
 
 __all__ = [
     "ActsearchError",
     "ParseError",
     "UnknownOperatorError",
     "UnknownActivationError",
+    "UnknownInitializerError",
+    "UnknownFidelityError",
+    "UnknownExperimentError",
     "SpaceError",
     "StudyNotFoundError",
     "DatasetError",
+    "CompileError",
+    "CodegenError",
+    "FusedUnavailable",
+    "IncompatibleWorkerError",
     "CandidateFailed",
+    "did_you_mean",
 ]
+
+
+def did_you_mean(name: str, known: Iterable[str], *, n: int = 3, cutoff: float = 0.6, sep: str = ", ",
+                 canonical: Callable[[str], str] | None = None) -> str:
+    """``"; did you mean 'a', 'b'?"`` for the names in ``known`` close to ``name``, or ``""``.
+
+    The hint every "unknown X" message appends (operators, activations, initializers, fidelities,
+    datasets, experiments): ``difflib``'s close matches, in order of closeness, each mapped through
+    ``canonical`` (an alias stands for its canonical name), without repeats.
+    """
+    close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
+    close = list(dict.fromkeys(canonical(c) for c in close) if canonical else dict.fromkeys(close))
+    return f"; did you mean {sep.join(repr(c) for c in close)}?" if close else ""
 
 
 class ActsearchError(Exception):
     """Base class: an error caused by the user's input, reported without a traceback."""
+
+
+class _LookupMessage(ActsearchError, KeyError):
+    """A failed lookup by name: a KeyError (so ``except KeyError`` works) that prints its message
+    as written rather than KeyError's repr() of it."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class ParseError(ActsearchError, ValueError):
@@ -29,11 +63,20 @@ class UnknownOperatorError(ParseError):
     """An expression or a space file names an operator that is not in the operator table."""
 
 
-class UnknownActivationError(ActsearchError, KeyError):
+class UnknownActivationError(_LookupMessage):
     """``get_activation`` was given a name that is not registered."""
 
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0]) if self.args else ""
+
+class UnknownInitializerError(_LookupMessage):
+    """An initializer name is not in the table (:mod:`actsearch.evaluation.init`)."""
+
+
+class UnknownFidelityError(_LookupMessage):
+    """A fidelity preset name is not defined (:data:`actsearch.evaluation.FIDELITIES`)."""
+
+
+class UnknownExperimentError(_LookupMessage):
+    """``experiment NAME`` with a NAME that is not registered."""
 
 
 class SpaceError(ActsearchError, ValueError):
@@ -46,6 +89,22 @@ class StudyNotFoundError(ActsearchError, LookupError):
 
 class DatasetError(ActsearchError, ValueError):
     """A dataset name is unknown or its files cannot be read."""
+
+
+class CompileError(ActsearchError):
+    """The expression uses something the torch printer has no form for."""
+
+
+class CodegenError(ActsearchError):
+    """An expression the C printer has no form for."""
+
+
+class FusedUnavailable(ActsearchError):
+    """No fused kernel for this population (no compiler, an expression C cannot express …)."""
+
+
+class IncompatibleWorkerError(ActsearchError):
+    """This worker would not produce trials comparable with the study's."""
 
 
 class CandidateFailed(ActsearchError, RuntimeError):

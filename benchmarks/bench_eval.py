@@ -27,9 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actsearch import _cbuild, _cgen, fused
-from actsearch.population import fusion_pays, train_population
-from actsearch.train import get_dataset, get_fidelity, train_one
+from actsearch.evaluation import fusion_pays, get_dataset, get_fidelity, kernels, train_one, train_population
 
 # The paper's top 8 (Table 2 of Ramachandran et al. 2017) and 8 baselines.
 PAPER_TOP = ["x*sigmoid(x)", "max(x, sigmoid(x))", "cos(x)-x", "min(x, sin(x))", "atan(x)**2-x",
@@ -73,16 +71,15 @@ def candidates() -> tuple[list[Any], str]:
 def cold_kernels() -> None:
     """Forget every built fused kernel (disk and memory), so a batched run pays its compilation."""
     os.environ["ACTSEARCH_KERNEL_DIR"] = tempfile.mkdtemp(prefix="actsearch-bench-kernels-")
-    _cbuild._LIBS.clear()
-    _cgen._functions.cache_clear()
+    kernels.clear_caches()
 
 
 def kernel_build_seconds(cands: list[Any]) -> float:
-    if not fused.enabled():
+    if not kernels.enabled():
         return 0.0
     cold_kernels()
     t = time.perf_counter()
-    fused.population_kernel(cands, torch.device("cpu"))
+    kernels.population_kernel(cands, torch.device("cpu"))
     return time.perf_counter() - t
 
 
@@ -92,7 +89,7 @@ def compare(label: str, fidelity: str, steps: int, cands: list[Any], repeats: in
     short = fid.replace(steps=steps, eval_every=min(fid.eval_every, steps), time_limit=1e9)
     data = get_dataset(fid.dataset, torch.device("cpu"))  # load outside the timings
     # Fuse as the engine would at the preset's full length (the timed run is cut short).
-    fuse = fusion_pays(fid, data.input_shape, len(cands)) and fused.enabled()
+    fuse = fusion_pays(fid, data.input_shape, len(cands)) and kernels.enabled()
     seeds = list(range(len(cands)))
     # Warm up both engines at their own shapes (oneDNN JIT-compiles a kernel per convolution shape).
     train_one(cands[0], short.replace(steps=5, eval_every=5), seed=0)

@@ -4,8 +4,7 @@ Run on a CUDA machine: `python benchmarks/bench_gpu.py` (about a minute on an H2
 """
 import time, torch
 from actsearch import parse
-from actsearch.train import train_one, get_fidelity
-from actsearch.population import train_population
+from actsearch.evaluation import get_fidelity, train_one, train_population
 
 dev = "cuda"
 exprs = ["x*sigmoid(beta*x)", "max(x, sigmoid(x))", "cos(x)-x", "min(x, sin(x))", "atan(x)**2-x",

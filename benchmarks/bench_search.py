@@ -42,10 +42,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from actsearch.search import RunConfig, run_search
-from actsearch.shape import is_swish_like
-from actsearch.storage import SearchSettings, space_to_dict
-from actsearch.grammar import load_space
+from actsearch.analysis import is_swish_like
+from actsearch.evaluation import get_fidelity
+from actsearch.expressions import load_space, parse
+from actsearch.search import RunConfig, SearchSettings, make_sampler, run_search, space_to_dict
 
 
 class _Reached(Exception):
@@ -102,7 +102,6 @@ def one_run(space_name: str, fidelity: str, sampler: str, seed: int, max_trials:
 
 
 def _dataset(fidelity: str) -> str:
-    from actsearch.train import get_fidelity
 
     return get_fidelity(fidelity).dataset
 
@@ -129,7 +128,6 @@ class Entry:
 def load_table(db: str, study_name: str | None, space_name: str) -> tuple[Any, dict[str, Entry]]:
     """The exhaustive study's functions by equivalence key — from the study itself, or from the
     ranking CSV :func:`write_ranking` made of it (what results/ keeps; the study is ~10 MB)."""
-    from actsearch.parser import parse
 
     if db.endswith(".csv"):
         import csv
@@ -167,7 +165,6 @@ def load_table(db: str, study_name: str | None, space_name: str) -> tuple[Any, d
 def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: int, max_trials: int,
                 batch: int, keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]]) -> tuple[Run, list[float]]:
     """Replay one search against the table; also returns best validation accuracy per evaluation."""
-    from actsearch.samplers import make_sampler
 
     sampler = make_sampler(sampler_name, space, seed=seed, batch=batch)
     study = optuna.create_study(direction="maximize", sampler=sampler)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def fixed_candidates(n: int) -> list[dict[str, str]]:
-    from actsearch.grammar import load_space
+    from actsearch.expressions import load_space
 
     space = load_space("swish-core")
     seen, out = set(), []
@@ -43,14 +43,13 @@ def one_round(url: str, workers: int, cands: list[dict[str, str]], batch: int) -
     import optuna
     from optuna.trial import TrialState
 
-    from actsearch.search import RunConfig, run_search
-    from actsearch.storage import BUDGET_ATTR, SearchSettings, load_study
-    from actsearch.trials import budget_state, counted, replaced_numbers
+    from actsearch.search import (BUDGET_ATTR, RunConfig, SearchSettings, budget_state, counted, load_study,
+                                  replaced_numbers, run_search)
 
     name = f"bench-{workers}w-{uuid.uuid4().hex[:6]}"
     settings = SearchSettings(space="swish-core", dataset="tiny", fidelity="smoke", sampler="random")
-    from actsearch.grammar import load_space
-    from actsearch.storage import space_to_dict
+    from actsearch.expressions import load_space
+    from actsearch.search import space_to_dict
 
     settings = SearchSettings(space="swish-core", dataset="tiny", fidelity="smoke", sampler="random",
                               space_def=space_to_dict(load_space("swish-core")))

@@ -24,15 +24,14 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from optuna.trial import TrialState
 
 import actsearch
-import actsearch.population
-import actsearch.train
+import actsearch.evaluation
 from actsearch.cli import main
 from actsearch.errors import ActsearchError
-from actsearch.export import export_source
-from actsearch.grammar import load_space, space_from_dict
+from actsearch.expressions import export_source
+from actsearch.expressions import load_space, space_from_dict
 from actsearch.search import RunConfig, run_search
-from actsearch.storage import SearchSettings, load_study, space_to_dict
-from actsearch.train import TrainResult
+from actsearch.search import SearchSettings, load_study, space_to_dict
+from actsearch.evaluation import TrainResult
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PKG = str(Path(actsearch.__file__).resolve().parent)
@@ -292,9 +291,9 @@ def test_a_candidate_that_raises_fails_alone(tmp_path: Path, monkeypatch) -> Non
             raise FloatingPointError("overflow in exp")
         return TrainResult("ok", 0.5, 0.5, 60, 0.01, [(60, 0.5)], None, 0.1)
 
-    monkeypatch.setattr(actsearch.population, "train_population", population)
-    monkeypatch.setattr(actsearch.train, "train_one", one)
-    monkeypatch.setattr("actsearch.candidate.Candidate.degenerate_reason", property(lambda self: None))
+    monkeypatch.setattr(actsearch.evaluation, "train_population", population)
+    monkeypatch.setattr(actsearch.evaluation, "train_one", one)
+    monkeypatch.setattr("actsearch.expressions.Candidate.degenerate_reason", property(lambda self: None))
     study = _study_with(tmp_path, [OVERFLOW, FINE], trials=4)
     bad, good = _by_params(study, OVERFLOW), _by_params(study, FINE)
     assert bad.state == TrialState.FAIL and bad.user_attrs["status"] == "error", bad.user_attrs
@@ -305,8 +304,8 @@ def test_a_candidate_that_raises_fails_alone(tmp_path: Path, monkeypatch) -> Non
 def test_a_candidate_that_hangs_is_stopped_by_the_time_limit(tmp_path: Path, monkeypatch) -> None:
     """A pathological candidate that would train forever hits the fidelity's time limit: its trial
     is told with status 'timeout' and the study goes on to the next batch."""
-    fid = actsearch.train.FIDELITIES["smoke"]
-    monkeypatch.setitem(actsearch.train.FIDELITIES, "smoke", fid.replace(time_limit=1e-6, steps=100_000))
+    fid = actsearch.evaluation.FIDELITIES["smoke"]
+    monkeypatch.setitem(actsearch.evaluation.FIDELITIES, "smoke", fid.replace(time_limit=1e-6, steps=100_000))
     t0 = time.time()
     study = _study_with(tmp_path, [FINE], trials=4, batch=2)
     assert time.time() - t0 < 60

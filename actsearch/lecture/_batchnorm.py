@@ -14,8 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (Experiment, verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "7-layer sigmoid net on MNIST, weights 0.1*randn: no norm vs BatchNorm vs LayerNorm (loss, pre-"
+    "activation percentiles)"
+)
+
 
 NORMS = ("none", "batch", "layer")
 TRACK = (1, 4, 7)
@@ -140,3 +147,6 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_command(ctx, "batchnorm"))
     metrics = {"summary": summary, "bn_moments": moments, "curves": curves, "holds": holds}
     return ExperimentResult("batchnorm", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("batchnorm", SUMMARY, run)

@@ -18,11 +18,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from ..activations import ActivationSpec
-from ..data import Dataset, load_dataset
-from ..init import init_weight_
-from ..models import MLP
-from ..train import batch_order
+from ..evaluation import MLP, Dataset, batch_order, init_weight_, load_dataset
+from ..expressions import ActivationSpec, pyplot, save_figure
 
 __all__ = [
     "Context", "ExperimentResult", "Experiment", "write_csv", "write_markdown", "write_command",
@@ -126,21 +123,8 @@ def default_command(name: str, ctx: Context) -> str:
     return " ".join([*env, *(shlex.quote(p) for p in parts)])
 
 
-def pyplot() -> Any:
-    """matplotlib.pyplot on the headless Agg backend (experiments run on servers and in CI)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save(fig: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    pyplot().close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 # ------------------------------------------------------------------------------ data and nets
@@ -154,7 +138,7 @@ def mnist(ctx: Context) -> Dataset:
 def mnist01(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(x_train, y_train, x_test, y_test) with flattened pixels back in [0, 1], the lecture's scale.
 
-    :func:`actsearch.data.load_dataset` standardizes with a scalar mean/std; the slides' numbers
+    :func:`actsearch.evaluation.load_dataset` standardizes with a scalar mean/std; the slides' numbers
     (lr 0.5, 0.01*randn's flat start) are for raw intensities / 255, and a 3x larger input makes
     lr 0.5 diverge. Pixel 0 and pixel 255 both occur in MNIST, so the train min/max undo the
     standardization exactly.
@@ -172,7 +156,7 @@ def mnist01(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, tor
 def init_scaled_(model: nn.Module, init: str | float, bias: float = 0.0) -> nn.Module:
     """Initialize every Linear of ``model``: a float ``s`` means the lecture's ``s * randn``
     (0.01 "small", 1.0 "large", 0.1 in the batch-norm slide), a string is an
-    :mod:`actsearch.init` name ("xavier" = randn / sqrt(fan_in), "he" = randn * sqrt(2 / fan_in))."""
+    :mod:`actsearch.evaluation.init` name ("xavier" = randn / sqrt(fan_in), "he" = randn * sqrt(2 / fan_in))."""
     for m in model.modules():
         if isinstance(m, nn.Linear):
             if isinstance(init, str):

@@ -14,8 +14,15 @@ import math
 
 import torch
 
-from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (Experiment, verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "fraction of dead ReLU units after training with a too-high learning rate or a negative bias; "
+    "Leaky ReLU/ELU do not die"
+)
+
 
 ACTS = ("relu", "leaky_relu", "elu")
 
@@ -114,3 +121,6 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_markdown(ctx.out / "results.md", "Dead ReLUs", rows, finding, ["dead_units.png"]))
     files.append(write_command(ctx, "dead-relu"))
     return ExperimentResult("dead-relu", finding, {"rows": rows, "holds": holds}, files)
+
+
+EXPERIMENT = Experiment("dead-relu", SUMMARY, run)

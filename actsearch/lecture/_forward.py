@@ -15,7 +15,14 @@ from typing import Callable
 
 import torch
 
-from ._common import Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+from ._common import Experiment, Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "1000 N(0,1) inputs through 5 layers of 500: activation histograms per layer for "
+    "sigmoid/tanh/ReLU under 0.01*randn, randn, Xavier, He"
+)
+
 
 ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu,
@@ -143,3 +150,6 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_command(ctx, "forward-stats"))
     metrics = {"rows": rows, "claims": claims, "var_ratio": {(a, i): ratio(a, i) for a in ACTS for i in INITS}}
     return ExperimentResult("forward-stats", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("forward-stats", SUMMARY, run)

@@ -13,8 +13,15 @@ import math
 
 import torch
 
-from ._common import (verdict, Context, ExperimentResult, deep_mlp, hidden_preacts, mnist01, pyplot, accuracy, save,
+from ._common import (Experiment, verdict, Context, ExperimentResult, deep_mlp, hidden_preacts, mnist01, pyplot, accuracy, save,
                       sgd_train, write_command, write_csv, write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "MNIST 784-500-500-500-10 tanh, GD lr 0.5, batch 256: loss curves for 0.01*randn (flat start), "
+    "randn (saturation), Xavier"
+)
+
 
 INITS: dict[str, str | float] = {"0.01*randn": 0.01, "randn": 1.0, "xavier": "xavier"}
 
@@ -107,3 +114,6 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_command(ctx, "init-training"))
     metrics = {"summary": summary, "curves": curves, "holds": holds}
     return ExperimentResult("init-training", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("init-training", SUMMARY, run)

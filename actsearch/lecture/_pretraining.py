@@ -13,10 +13,17 @@ import statistics
 
 import torch
 
-from ..models import MLP
-from ..pretrain import fine_tune, hidden_representation, pretrain_greedy
-from ._common import (Context, ExperimentResult, init_scaled_, mnist01, pyplot, save, write_command, write_csv,
+from ..evaluation import MLP
+from .pretrain import fine_tune, hidden_representation, pretrain_greedy
+from ._common import (Experiment, Context, ExperimentResult, init_scaled_, mnist01, pyplot, save, write_command, write_csv,
                       write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "greedy layer-wise autoencoder pretraining vs random init on a deep sigmoid net (MNIST), then "
+    "supervised fine-tuning"
+)
+
 
 ARMS = ("random", "pretrained", "random (xavier)")
 
@@ -120,3 +127,6 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_command(ctx, "pretraining"))
     metrics = {"layers": layer_rows, "runs": summary_runs, "table": table, "lowered": lowered}
     return ExperimentResult("pretraining", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("pretraining", SUMMARY, run)

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
+from ._common import (Experiment, verdict, Context, ExperimentResult, accuracy, deep_mlp, hidden_preacts, mnist01, pyplot, save,
                       sgd_train, write_command, write_csv, write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "deep ReLU net on MNIST (100, then 6x50): Xavier vs He, activation spread per layer and loss "
+    "curves"
+)
+
 
 INITS = ("xavier", "he")
 
@@ -93,3 +100,6 @@ def run(ctx: Context) -> ExperimentResult:
     metrics = {"summary": summary, "std_at_init": stats, "holds": holds,
                "curves": {i: curves[i] for i in INITS}}
     return ExperimentResult("relu-init", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("relu-init", SUMMARY, run)

@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import torch
 
-from ._common import (verdict, Context, ExperimentResult, accuracy, deep_mlp, mnist01, pyplot, save, sgd_train,
+from ._common import (Experiment, verdict, Context, ExperimentResult, accuracy, deep_mlp, mnist01, pyplot, save, sgd_train,
                       write_command, write_csv, write_markdown)
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "zero/constant init: the rows of each hidden weight matrix stay identical through training "
+    "(Xavier breaks the symmetry)"
+)
+
 
 INITS: dict[str, str | float] = {"zeros": "zeros", "constant 0.1": "constant", "xavier": "xavier"}
 
@@ -84,3 +91,6 @@ def run(ctx: Context) -> ExperimentResult:
                                 finding, ["symmetry.png"]))
     files.append(write_command(ctx, "symmetry"))
     return ExperimentResult("symmetry", finding, {"rows": rows, "holds": holds, "curves": curves}, files)
+
+
+EXPERIMENT = Experiment("symmetry", SUMMARY, run)

@@ -1,6 +1,6 @@
 """``activation-zoo``: every baseline activation of the lecture trained at the ``standard``
 fidelity (the search's 1-D CNN on MNIST-1D) over several seeds, through the same
-:func:`actsearch.train.train_one` the search uses, so these numbers are the bar a discovered
+:func:`actsearch.evaluation.train_one` the search uses, so these numbers are the bar a discovered
 function has to clear (Ramachandran, Zoph & Le 2017 compare against the same baselines)."""
 from __future__ import annotations
 
@@ -11,9 +11,16 @@ from pathlib import Path
 
 import torch
 
-from ..activations import describe_activations, get_activation, list_activations
-from ..train import get_fidelity, train_one
-from ._common import Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+from ..evaluation import get_fidelity, train_one
+from ..expressions import describe_activations, get_activation, list_activations
+from ._common import Experiment, Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+
+#: What `actsearch experiment --list` prints.
+SUMMARY = (
+    "every baseline activation trained at the 'standard' fidelity over 3 seeds: mean +- std table and"
+    " a figure of their shapes"
+)
+
 
 QUICK_ACTIVATIONS = ("relu", "tanh", "sigmoid", "hard_threshold")
 
@@ -147,3 +154,6 @@ def run(ctx: Context) -> ExperimentResult:
     journal.unlink(missing_ok=True)  # runs.csv now holds every run
     metrics = {"rows": rows, "runs": runs, "fidelity": fid.name}
     return ExperimentResult("activation-zoo", finding, metrics, files)
+
+
+EXPERIMENT = Experiment("activation-zoo", SUMMARY, run)

@@ -1,0 +1,26 @@
+"""Analysis: what a study found and what it means.
+
+The leaderboard, its verification on fresh paired seeds and its export (:mod:`.leaderboard`);
+paired comparisons beside ReLU and Swish and the transfer check (:mod:`.compare`); which known
+activation a function looks like (:mod:`.shape`); the tables (:mod:`.report`); and the Swish
+rediscovery, search to verdict (:mod:`.rediscover`). Pipelines only: the command line is
+:mod:`actsearch.cli`'s.
+"""
+from __future__ import annotations
+
+from .compare import ALPHA, CSV_FIELDS, Entry, compare, entry, found, pm, read_csv, reference_entries, transfer, write_csv
+from .leaderboard import Row, export_top, leaderboard, verify
+from .rediscover import STRICT_BETA_MIN, RediscoverOptions, rediscover, swish_like_info, transfer_only, verdict
+from .report import format_leaderboard, format_transfer, format_verify, study_summary
+from .shape import (FAMILIES, SHAPE_RANGE, SWISH_LIKE_THRESHOLD, Match, is_swish_like, nearest, shape_distances,
+                    swish_fit)
+
+__all__ = [
+    "ALPHA", "CSV_FIELDS", "Entry", "compare", "entry", "found", "pm", "read_csv", "reference_entries", "transfer",
+    "write_csv",
+    "Row", "export_top", "leaderboard", "verify",
+    "STRICT_BETA_MIN", "RediscoverOptions", "rediscover", "swish_like_info", "transfer_only", "verdict",
+    "format_leaderboard", "format_transfer", "format_verify", "study_summary",
+    "FAMILIES", "SHAPE_RANGE", "SWISH_LIKE_THRESHOLD", "Match", "is_swish_like", "nearest", "shape_distances",
+    "swish_fit",
+]

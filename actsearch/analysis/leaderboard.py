@@ -1,0 +1,119 @@
+"""What a study found: the leaderboard, its verification at higher fidelity, its export.
+
+The leaderboard has one row per distinct function (duplicates fold into the trial that trained
+it), ranked by mean validation accuracy, with the reference activations (ReLU, Swish …) ranked
+among them — those the space expresses are trials, the others were trained beside it at creation
+(:func:`actsearch.search.setup_references`) — so it always shows where ReLU and Swish stand. The
+tables themselves are :mod:`.report`'s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ..errors import ActsearchError
+from ..evaluation import get_fidelity
+from ..expressions import Candidate, parse, write_module
+from ..search import REFERENCES_ATTR, SearchSettings, read_settings, reference_candidates
+from .compare import compare, pm, write_csv
+from .shape import nearest
+
+__all__ = ["Row", "leaderboard", "verify", "export_top"]
+
+
+# ------------------------------------------------------------------------------------ ranking
+@dataclass
+class Row:
+    rank: int
+    trial: int | None  # None: a reference trained outside the space
+    expression: str
+    accuracy: float
+    std: float | None
+    test: float | None
+    reference: str | None  # "relu", "swish" … when this row is a reference point
+    cand: Candidate
+    seeds: list[int]
+
+    @property
+    def label(self) -> str:
+        return f"#{self.trial}" if self.trial is not None else "ref"
+
+    def nearest(self) -> str:
+        try:
+            return str(nearest(self.cand))
+        except Exception as exc:  # shape fitting is a description, not a reason to fail the table
+            return f"? ({type(exc).__name__})"
+
+
+def leaderboard(study: optuna.Study, settings: SearchSettings | None = None) -> list[Row]:
+    """Every distinct completed function and every reference, best first."""
+    settings = settings or read_settings(study)
+    space = settings.load_space()
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+        key = t.user_attrs.get("key")
+        if key in seen or "duplicate_of" in t.user_attrs or not t.values:
+            continue
+        seen.add(key)
+        try:
+            cand = space.build(t.params)
+        except Exception:
+            cand = parse(t.user_attrs["expression"])
+        rows.append(Row(0, t.number, cand.text, float(t.values[0]), t.user_attrs.get("accuracy_std"),
+                        t.user_attrs.get("test_accuracy_mean"), t.user_attrs.get("reference"), cand,
+                        list(t.user_attrs.get("seeds", []))))
+    known = reference_candidates()
+    for name, rec in (study.user_attrs.get(REFERENCES_ATTR) or {}).items():
+        if rec.get("accuracy_mean") is None or rec.get("status") == "diverged":
+            continue
+        cand = known.get(name) or parse(rec["expression"])
+        rows.append(Row(0, None, cand.text, float(rec["accuracy_mean"]), rec.get("accuracy_std"),
+                        rec.get("test_accuracy_mean"), name, cand, []))
+    rows.sort(key=lambda r: (-r.accuracy, r.trial if r.trial is not None else -1))
+    for i, r in enumerate(rows, start=1):
+        r.rank = i
+    return rows
+
+
+# -------------------------------------------------------------------------------------- verify
+def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", device: str = "cpu",
+           batch: int = 16, csv_path: str | Path | None = None) -> list[dict[str, Any]]:
+    """Re-train the top ``k`` candidates with ReLU and Swish on ``seeds`` fresh seeds (the same
+    seeds for all: a paired design), at ``fidelity`` on the study's dataset.
+
+    Returns the records of :func:`actsearch.analysis.compare.compare`, one per function: test accuracy mean ±
+    std, the paired difference to ReLU (mean and std) and the p-value of a paired t-test
+    (scipy.stats.ttest_rel). Saved as the study's user attribute ``verify`` and, with ``csv_path``,
+    as CSV.
+    """
+    settings = read_settings(study)
+    fid = get_fidelity(fidelity).replace(dataset=settings.dataset)
+    top = [r for r in leaderboard(study, settings) if r.reference is None][:k]  # what the search found
+    entries: list[tuple[str, str, Any]] = [(f"rank {r.rank} ({r.label})", r.expression, r.cand) for r in top]
+    # Seeds the search never used (it trained on settings.seed + j): no selection bias.
+    seed_list = [10_000 + settings.seed + j for j in range(seeds)]
+    records = compare(entries, fid, seed_list, device=device, batch=batch)
+    study.set_user_attr("verify", records)
+    if csv_path is not None:
+        write_csv(records, csv_path)
+    return records
+
+
+# -------------------------------------------------------------------------------------- export
+def export_top(study: optuna.Study, k: int, output: str | Path) -> tuple[Path, list[Row]]:
+    """The top ``k`` distinct functions (references excluded) as an importable module."""
+    rows = [r for r in leaderboard(study) if r.trial is not None and r.reference is None][:k]
+    if not rows:
+        raise ActsearchError(f"study {study.study_name!r} has no completed candidate to export yet")
+    names = [f"top{i}" for i in range(1, len(rows) + 1)]
+    docs = [f"Rank {r.rank} of study {study.study_name!r} (trial {r.trial}): validation accuracy "
+            f"{pm(r.accuracy, r.std)} over seeds {r.seeds}; test {r.test if r.test is None else round(r.test, 4)}. "
+            f"Nearest known activation: {r.nearest()}." for r in rows]
+    header = (f"Activation functions found by actsearch in study {study.study_name!r}.\n\n"
+              f"The top {len(rows)} by mean validation accuracy. Needs only torch: `from this_file import *`.")
+    return write_module([r.cand for r in rows], output, names=names, docs=docs, header=header), rows

@@ -1,0 +1,106 @@
+"""What the commands share: one-line usage errors, common options, the device, the progress line."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, NoReturn, TextIO
+
+from optuna.trial import TrialState
+
+from ..evaluation import resolve_device
+from ..search import trial_kind
+
+__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "device", "Progress"]
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the SPEC's rule for bad input)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_storage_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--storage", metavar="URL", default=None,
+                   help="Optuna storage: URL, .db file (SQLite) or .log file (journal) "
+                        "(default: sqlite:///results/actsearch.db)")
+
+
+def add_run_options(s: argparse.ArgumentParser) -> None:
+    """How a search or a worker runs (not part of the study: may change between runs)."""
+    s.add_argument("--pruner", default="median", help="median | hyperband | none (default: median)")
+    s.add_argument("--batch", type=int, default=8, help="candidates trained together as one population (default 8)")
+    s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: artifacts/ next to the storage)")
+    s.add_argument("--no-plots", action="store_true", help="do not upload an f/f' plot per trial")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+
+
+def device(name: str) -> str:
+    """The torch device a ``--device`` names (auto: CUDA when there is one)."""
+    return str(resolve_device(name))
+
+
+# ------------------------------------------------------------------------------------ progress
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+class Progress:
+    """One status line on stderr: trials done, best so far (expression, accuracy), ETA. Redrawn in
+    place on a terminal, one line per trial otherwise (logs, CI)."""
+
+    def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
+        self.stream, self.quiet = stream if stream is not None else sys.stderr, quiet  # sys.stderr now, not at import
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.total, self.done, self.t0, self.span = 0, 0, time.perf_counter(), 1
+        self.best: tuple[float, str] | None = None
+        self.kinds = {"trained": 0, "duplicate": 0, "pruned": 0, "failed": 0}
+
+    def start(self, study: Any, settings: Any, total: int, span: int = 1) -> None:
+        """``span``: trials that finish together (batch × workers), for an honest ETA."""
+        self.total, self.t0, self.span = total, time.perf_counter(), max(1, span)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self._consider(t)
+        space = settings.load_space()
+        resumed = len(study.trials) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        self._print(f"study {study.study_name}: {space.summary()}; {settings.dataset} at "
+                    f"{settings.fidelity} fidelity, sampler {settings.sampler}"
+                    + (f" (resuming after {resumed} trials)" if resumed else "") + f"; {total} trials",
+                    final=True)
+
+    def _consider(self, t: Any) -> None:
+        if t.values and (self.best is None or t.values[0] > self.best[0]):
+            self.best = (float(t.values[0]), str(t.user_attrs.get("expression", "?")))
+
+    def __call__(self, t: Any) -> None:
+        self.done += 1
+        self.kinds[trial_kind(t)] += 1
+        if t.state == TrialState.COMPLETE:
+            self._consider(t)
+        elapsed = time.perf_counter() - self.t0
+        # A batch's trials are told together: rate = elapsed per *batch*, not per first trial told.
+        finished = min(self.total, -(-self.done // self.span) * self.span)
+        eta = elapsed / finished * max(0, self.total - finished)
+        best = f"best {self.best[0]:.4f} {self.best[1][:40]}" if self.best else "best —"
+        counts = ", ".join(f"{v} {k}" for k, v in self.kinds.items() if v)
+        self._print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {best} | {counts} | "
+                    f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}", final=self.done >= self.total)
+
+    def _print(self, line: str, final: bool = False) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            self.stream.write("\r\033[K" + line + ("\n" if final else ""))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and not self.quiet and self.done < self.total:
+            self.stream.write("\n")

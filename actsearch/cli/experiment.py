@@ -1,0 +1,45 @@
+"""``actsearch experiment NAME`` (``--list``): one of the lecture's experiments."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import ActsearchError
+from ..lecture import EXPERIMENTS, list_experiments, lookup, run_experiment
+
+__all__ = ["add_parsers", "cmd_experiment"]
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    """``actsearch experiment [NAME] [--list] [--output DIR] [--quick] [--seed S] [--mnist-dir DIR]``."""
+    if args.list:
+        width = max(len(n) for n in EXPERIMENTS)
+        for name, summary in list_experiments():
+            print(f"{name:<{width}}  {summary}")
+        return 0
+    if not args.name:
+        raise ActsearchError("give an experiment name (one of: " + ", ".join(EXPERIMENTS)
+                             + ") or --list")
+    exp = lookup(args.name)
+    t0 = time.perf_counter()
+    print(f"running {exp.name}: {exp.summary}", flush=True)
+    result = run_experiment(exp.name, args.output, quick=args.quick, seed=args.seed,
+                            mnist_dir=args.mnist_dir)
+    out = Path(args.output) if args.output else Path("results") / "lecture" / exp.name
+    print(f"\nfinding: {result.finding}")
+    print(f"wrote {len(result.files) + 1} files to {out}/ in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("experiment", help="run one of the lecture's experiments (--list)")
+    s.add_argument("name", nargs="?", help="experiment name (see --list)")
+    s.add_argument("--list", action="store_true", help="list the experiments")
+    s.add_argument("--output", metavar="DIR", help="output folder (default results/lecture/NAME)")
+    s.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--mnist-dir", metavar="DIR", help="folder with MNIST IDX files")
+    s.set_defaults(run=cmd_experiment)

@@ -1,0 +1,76 @@
+"""``actsearch rediscover``: does a search of the paper's space find Swish again? (the pipeline is
+:func:`actsearch.analysis.rediscover`)."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from typing import Any
+
+import optuna
+
+from ..analysis import RediscoverOptions, rediscover, transfer_only
+from ._common import Progress
+
+__all__ = ["add_parsers", "cmd_rediscover"]
+
+_DEFAULTS = RediscoverOptions()
+
+
+def cmd_rediscover(args: argparse.Namespace) -> int:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    opts = RediscoverOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RediscoverOptions)})
+    if opts.transfer_only:
+        return transfer_only(opts)
+    progress = Progress(quiet=opts.quiet)
+    try:
+        yes = rediscover(opts, on_start=progress.start, on_trial=progress)
+    finally:
+        progress.close()
+    return 0 if yes or not opts.strict else 3
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("rediscover", help="search the paper's space, verify the top 10, is Swish among the best?",
+                       description="Search the paper's space, re-train the top K on fresh paired seeds with ReLU "
+                       "and Swish, and say whether a Swish-like function is in the verified top 5. "
+                       "--transfer FID[,FID...] adds a transfer check (the verified top 3 + ReLU + Swish "
+                       "re-trained on other children); with --transfer-only it runs on an earlier --output "
+                       "folder without searching: actsearch rediscover --transfer quick,mnist --transfer-only "
+                       "--output results/rediscovery/seed-0")
+    s.add_argument("--seed", type=int, default=_DEFAULTS.seed, help="search seed (sampler and training) (default 0)")
+    s.add_argument("--space", default=_DEFAULTS.space, help="space (default paper-1)")
+    s.add_argument("--fidelity", default=_DEFAULTS.fidelity,
+                   help="search fidelity (default standard_bn: the 1-D CNN with BatchNorm; plain `standard` "
+                        "rewards even functions, see results/rediscovery/README.md)")
+    s.add_argument("--sampler", default=_DEFAULTS.sampler, help="sampler (default tpe)")
+    s.add_argument("--trials", type=int, default=_DEFAULTS.trials, help="search trials (default 120)")
+    s.add_argument("--budget-minutes", type=float, default=_DEFAULTS.budget_minutes,
+                   help="stop the search (between batches) after this many minutes; verify still runs")
+    s.add_argument("--seeds", type=int, default=_DEFAULTS.seeds, help="training seeds per candidate during the search (default 1)")
+    s.add_argument("--verify-k", type=int, default=_DEFAULTS.verify_k, help="candidates re-verified (default 10)")
+    s.add_argument("--verify-seeds", type=int, default=_DEFAULTS.verify_seeds, help="fresh seeds for the verification (default 5)")
+    s.add_argument("--verify-fidelity", default=_DEFAULTS.verify_fidelity, help="verification fidelity (default: the search's)")
+    s.add_argument("--verify-batch", type=int, default=_DEFAULTS.verify_batch, help="networks trained together when verifying")
+    s.add_argument("--batch", type=int, default=_DEFAULTS.batch, help="candidates trained together in the search (default 8)")
+    s.add_argument("--pruner", default=_DEFAULTS.pruner, help="median | hyperband | none (default median)")
+    s.add_argument("--device", default=_DEFAULTS.device)
+    s.add_argument("--storage", default=_DEFAULTS.storage, help="Optuna storage (default: OUTPUT/study.db)")
+    s.add_argument("--study", default=_DEFAULTS.study, help="study name (default: derived from the options)")
+    s.add_argument("--output", default=_DEFAULTS.output, help="output folder (default results/rediscovery/FIDELITY-seed-S)")
+    s.add_argument("--transfer", metavar="FID[,FID...]", default=_DEFAULTS.transfer,
+                   help="transfer check: re-train the verified top K (--transfer-k) with ReLU and Swish at these "
+                        "fidelities (other children, e.g. quick,mnist: the MLP on MNIST-1D, a 2-D CNN on real "
+                        "MNIST); writes transfer.md/csv")
+    s.add_argument("--transfer-only", action="store_true",
+                   help="run only the transfer check on an existing --output folder (its study.db or verify.csv), "
+                        "without searching again; writes transfer_command.txt")
+    s.add_argument("--transfer-k", type=int, default=_DEFAULTS.transfer_k, help="verified candidates transferred (default 3)")
+    s.add_argument("--transfer-seeds", type=int, default=_DEFAULTS.transfer_seeds,
+                   help="paired seeds per transfer child (default 5; the verification's seeds, extended)")
+    s.add_argument("--transfer-batch", type=int, default=_DEFAULTS.transfer_batch,
+                   help="networks trained together in the transfer check (default 5: on a 2-core CPU larger "
+                        "populations of 2-D CNNs were slower per network)")
+    s.add_argument("--strict", action="store_true", help="exit status 3 when the verdict is no")
+    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.set_defaults(run=cmd_rediscover)
+

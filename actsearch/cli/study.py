@@ -1,0 +1,76 @@
+"""``actsearch top``, ``actsearch verify``, ``actsearch export``: what a study found."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ..analysis import export_top, format_leaderboard, format_verify, leaderboard, study_summary, verify
+from ..errors import ActsearchError
+from ..expressions import parse, write_module
+from ..search import load_study
+from ._common import add_storage_option, device
+
+__all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export"]
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    study = load_study(args.storage, args.study)
+    print(study_summary(study))
+    print(format_leaderboard(leaderboard(study), args.k))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    study = load_study(args.storage, args.study)
+    csv_path = args.csv or f"results/verify-{study.study_name}.csv"
+    print(f"verifying the top {args.k} of {study.study_name} with ReLU and Swish: {args.seeds} seeds at "
+          f"{args.fidelity} fidelity …", file=sys.stderr, flush=True)
+    records = verify(study, args.k, args.seeds, args.fidelity, device=device(args.device), batch=args.batch,
+                     csv_path=csv_path)
+    print(format_verify(records))
+    print(f"saved: {csv_path} and the study's user attribute 'verify'")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """The top K of ``--study``, or the ``--expr`` expressions (with ``--name`` s)."""
+    if args.expr:
+        cands = [parse(e) for e in args.expr]
+        path = write_module(cands, args.output, names=args.name or None)
+        print(f"wrote {path} ({len(cands)} activation{'s' * (len(cands) > 1)})")
+        return 0
+    if not args.study:
+        raise ActsearchError("export needs --study NAME (or --expr EXPR to export an expression)")
+    path, rows = export_top(load_study(args.storage, args.study), args.k, args.output)
+    print(f"wrote {path}: " + ", ".join(f"top{i} = {r.expression}" for i, r in enumerate(rows, 1)))
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    s = sub.add_parser("top", help="leaderboard of a study")
+    s.add_argument("--study", required=True)
+    add_storage_option(s)
+    s.add_argument("--k", type=int, default=10)
+    s.set_defaults(run=cmd_top)
+
+    s = sub.add_parser("verify", help="re-train the top K at higher fidelity over several seeds")
+    s.add_argument("--study", required=True)
+    add_storage_option(s)
+    s.add_argument("--k", type=int, default=5)
+    s.add_argument("--seeds", type=int, default=5)
+    s.add_argument("--fidelity", default="full")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")
+    s.add_argument("--csv", metavar="FILE", default=None, help="CSV output (default results/verify-STUDY.csv)")
+    s.set_defaults(run=cmd_verify)
+
+    s = sub.add_parser("export", help="write the top K (or given expressions) as a Python module")
+    s.add_argument("--study", help="study to export from")
+    add_storage_option(s)
+    s.add_argument("--k", type=int, default=3)
+    s.add_argument("--output", required=True, metavar="FILE.py")
+    s.add_argument("--expr", action="append", default=[],
+                   help="export this expression instead of a study's top K (repeatable)")
+    s.add_argument("--name", action="append", default=[], help="name for each --expr")
+    s.set_defaults(run=cmd_export)

@@ -1,0 +1,31 @@
+"""Evaluation: train child networks with a candidate activation and score them.
+
+Datasets (:mod:`.data`, all offline), child networks (:mod:`.models`) and their initializers
+(:mod:`.init`), the shared training recipe (:mod:`.recipe`: fidelity presets, data order,
+optimizer, schedule), and two trainers that follow it exactly: one network (:func:`train_one`) and
+K networks stacked into one (:func:`train_population`), whose activations run as fused C kernels
+on CPU (:mod:`.kernels`). Results are :class:`TrainResult` s (:mod:`.results`).
+"""
+from __future__ import annotations
+
+from ._memory import retain_freed_memory
+from .data import Dataset, cache_dir, list_datasets, load_dataset, read_idx
+from .init import fans, init_weight_, initialize_, list_initializers
+from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
+from .population import (FUSE_MIN_WORK, StackedNet, activation_units, by_hand_applies, fusion_pays, loss_and_grads,
+                         train_population)
+from .recipe import (FIDELITIES, Fidelity, batch_order, checkpoints, epoch_batches, get_dataset, get_fidelity, lr_at,
+                     make_optimizer, prepare, resolve_device)
+from .results import TrainResult, mean_std, overall_status, summarize
+from .train import train_one
+
+__all__ = [
+    "Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir",
+    "fans", "init_weight_", "initialize_", "list_initializers",
+    "ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes",
+    "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
+    "batch_order", "make_optimizer", "lr_at", "checkpoints",
+    "TrainResult", "mean_std", "overall_status", "summarize",
+    "train_one", "train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",
+    "activation_units", "fusion_pays", "retain_freed_memory",
+]

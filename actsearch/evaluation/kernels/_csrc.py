@@ -1,0 +1,193 @@
+"""A population library's C source: the fixed C around the generated loops
+(:func:`actsearch.expressions.printing.c.function_source`) and how its translation units are put
+together (:func:`c_sources`). The fixed parts: the prelude every translation unit starts with
+(the float32 primitives the operator table's ``c`` column names), the dispatcher that runs each
+member on its own function, and the rest of a stacked MLP's training step in C (loss and
+finiteness check). PRELUDE and DISPATCH are ``%``-format templates (literal percent signs
+doubled); STEP is plain C."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ...expressions.functions import EPS
+from ...expressions.printing.c import function_source
+
+__all__ = ["PRELUDE", "DISPATCH", "STEP", "c_sources"]
+
+PRELUDE = r"""
+#include <stdint.h>
+#include <stdlib.h>
+#define HIDDEN __attribute__((visibility("hidden")))
+#ifdef ACTSEARCH_LIBMVEC
+#define VEC __attribute__((simd("notinbranch")))
+#else
+#define VEC
+#endif
+/* sin and cos are declared const and built with -fno-builtin-sinf/cosf: otherwise GCC merges a
+   sin and a cos of one argument into sincosf, which does not vectorise. */
+VEC __attribute__((const)) float sinf(float); VEC __attribute__((const)) float cosf(float);
+VEC float expf(float); VEC float logf(float); VEC float log1pf(float);
+VEC float sinhf(float); VEC float coshf(float); VEC float tanhf(float);
+VEC float asinhf(float); VEC float atanf(float); VEC float erff(float); float powf(float, float);
+#define fabsf __builtin_fabsf
+#define sqrtf __builtin_sqrtf
+#define copysignf __builtin_copysignf
+#define EPS %(eps)sf
+static inline float _sq(float a) { return a * a; }
+static inline float _sigmoid(float a) { return 1.0f / (1.0f + expf(-a)); }
+static inline float _softplus(float a) { float s = log1pf(expf(a)); return a > 20.0f ? a : s; }
+/* Selects by arithmetic on 0/1 masks: a ?: around a call is control flow GCC will not vectorise. */
+static inline float _sinc(float a) { float z = a == 0.0f, s = sinf(a) / (a + z); return s + z; }
+static inline float _dsinc(float a) {  /* (a cos a - sin a)/a^2, by its series near 0 */
+  float m = fabsf(a) < 0.05f, d = a + m;
+  float big = (a * cosf(a) - sinf(a)) / (d * d), small = a * (a * a / 30.0f - 1.0f / 3.0f);
+  return m * small + (1.0f - m) * big;
+}
+static inline float _max(float a, float b) { return (a > b || a != a) ? a : b; }
+static inline float _min(float a, float b) { return (a < b || a != a) ? a : b; }
+static inline float _heaviside(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? 0.0f : 0.5f); }
+static inline float _step(float a, float at0) { return a > 0.0f ? 1.0f : (a < 0.0f ? 0.0f : at0); }
+static inline float _gate(float g, float v) { return g == 0.0f ? 0.0f : g * v; }
+static inline float _sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }
+"""
+
+DISPATCH = r"""
+/* (N runs, R values per run, run stride, ...): one call per member, the runs looped inside — a call
+   per run cost ~2x for a channels_last CNN layer's runs of C = 32 values. */
+typedef void fwd_fn_t(int64_t, int64_t, int64_t, const float*, float*, const float* const*);
+typedef void bwd_fn_t(int64_t, int64_t, int64_t, const float*, const float*, float*, const float* const*,
+                      float* const*);
+typedef fwd_fn_t* fwd_fn;
+typedef bwd_fn_t* bwd_fn;
+%(decls)s
+static const fwd_fn FWD[] = {%(fwd)s};
+static const bwd_fn BWD[] = {%(bwd)s};
+static const int NB[] = {%(nb)s};
+#define MAXB %(maxb)d
+
+/* beta j of member k for each value of a run: value r is in channel (r / inner) %% C. */
+static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t inner, int64_t C, float* out) {
+  for (int64_t r = 0; r < R; r++) out[r] = beta[per_channel ? (r / inner) %% C : 0];
+}
+
+/* Member k's values start at x + k*sk: N runs of R contiguous values, run n at + n*sn.
+   Members run in parallel on torch's own OpenMP pool (the library links the libgomp torch loaded). */
+int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sk,
+                      int64_t sn, const float* x, float* y, const float* const* beta,
+                      const int64_t* per_channel) {
+  int err = 0;
+  #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
+  for (int64_t k = 0; k < K; k++) {
+    int f = fid[k];
+    float* scratch = malloc(sizeof(float) * (NB[f] * R + 1));
+    if (!scratch) { err = 1; continue; }
+    const float* b[MAXB];
+    for (int j = 0; j < NB[f]; j++) {
+      expand(beta[k * MAXB + j], per_channel[k], R, inner, C, scratch + j * R);
+      b[j] = scratch + j * R;
+    }
+    FWD[f](N, R, sn, x + k * sk, y + k * sk, b);
+    free(scratch);
+  }
+  return err;
+}
+
+/* gbeta[k*MAXB + j]: where dL/dbeta_j of member k goes (C values per channel, else 1), or NULL. */
+int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sk,
+                       int64_t sn, const float* x, const float* gy, float* gx,
+                       const float* const* beta, const int64_t* per_channel, float* const* gbeta) {
+  int err = 0;
+  #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
+  for (int64_t k = 0; k < K; k++) {
+    int f = fid[k];
+    float* scratch = malloc(sizeof(float) * (2 * NB[f] * R + 1));
+    if (!scratch) { err = 1; continue; }
+    const float* b[MAXB];
+    float* g[MAXB];
+    for (int j = 0; j < NB[f]; j++) {
+      expand(beta[k * MAXB + j], per_channel[k], R, inner, C, scratch + j * R);
+      b[j] = scratch + j * R;
+      g[j] = scratch + (NB[f] + j) * R;
+      for (int64_t r = 0; r < R; r++) g[j][r] = 0.0f;
+    }
+    BWD[f](N, R, sn, x + k * sk, gy + k * sk, gx + k * sk, b, g);
+    for (int j = 0; j < NB[f]; j++) {
+      float* out = gbeta[k * MAXB + j];
+      if (!out) continue;
+      if (per_channel[k]) {
+        for (int64_t c = 0; c < C; c++) out[c] = 0.0f;
+        for (int64_t r = 0; r < R; r++) out[(r / inner) %% C] += g[j][r];
+      } else {
+        float s = 0.0f;
+        for (int64_t r = 0; r < R; r++) s += g[j][r];
+        out[0] = s;
+      }
+    }
+    free(scratch);
+  }
+  return err;
+}
+"""
+
+
+# The rest of a stacked MLP's training step that is not a matmul (actsearch.evaluation._backprop): torch
+# spends ~10 us of dispatch per op on these (K, N, 10) tensors, 8 ops for the loss alone.
+STEP = r"""
+/* Member k, example n: logits[(k*N + n)*C + c], label target[k*N + n]. loss[k] = the mean over n of
+   -log softmax(logits)[label], as torch's log_softmax + nll_loss; g = dloss[k]/dlogits =
+   (softmax - onehot(label)) / N, as their backward computes it. */
+void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logits, const int64_t* target,
+                             float* loss, float* g) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    float total = 0.0f;
+    const float inv = 1.0f / (float)N;
+    for (int64_t n = 0; n < N; n++) {
+      const float* x = logits + (k * N + n) * C;
+      float* d = g + (k * N + n) * C;
+      float m = x[0];
+      for (int64_t c = 1; c < C; c++) m = (x[c] > m || x[c] != x[c]) ? x[c] : m;
+      float sum = 0.0f;
+      for (int64_t c = 0; c < C; c++) sum += expf(x[c] - m);
+      const float lse = logf(sum);
+      for (int64_t c = 0; c < C; c++) d[c] = expf(x[c] - m - lse) * inv;
+      const int64_t t = target[k * N + n];
+      total += -(x[t] - m - lse);
+      d[t] -= inv;
+    }
+    loss[k] = total / (float)N;
+  }
+}
+
+/* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is
+   inf or NaN: x * 0 is NaN exactly for those, and the sum of the products vectorises. */
+void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const int64_t* count, int32_t* bad) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < T; i++) {
+      const float* x = ptr[i] + k * count[i];
+      #pragma omp simd reduction(+: acc)
+      for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
+    }
+    bad[k] = acc != acc;
+  }
+}
+"""
+
+
+def c_sources(cands: Sequence[Any], units: int = 1) -> list[str]:
+    """The C source of one population's library as translation units for a parallel build (the
+    compiler's time is ~all in these loops): member i's ``fwd_i``/``bwd_i`` in unit i mod
+    ``units``, then one more unit with the dispatcher and the training-step helpers."""
+    prelude = PRELUDE % {"eps": repr(EPS)}
+    parts = [[prelude] for _ in range(max(1, min(units, len(cands))))]
+    for i, c in enumerate(cands):
+        parts[i % len(parts)].append(function_source(c.expr, tuple(c.betas), c.x, i))
+    n = len(cands)
+    nb = [len(c.betas) for c in cands]
+    parts.append([prelude, DISPATCH % {
+        "decls": "".join(f"HIDDEN fwd_fn_t fwd_{i}; HIDDEN bwd_fn_t bwd_{i};\n" for i in range(n)),
+        "fwd": ", ".join(f"fwd_{i}" for i in range(n)), "bwd": ", ".join(f"bwd_{i}" for i in range(n)),
+        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])}, STEP])
+    return ["".join(p) for p in parts]

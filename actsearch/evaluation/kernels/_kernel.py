@@ -1,0 +1,289 @@
+"""Fused CPU kernels for a population's activations: one C loop per candidate and direction.
+
+Why: in eager PyTorch every elementwise op of a candidate is its own kernel, and in a population
+of K the activations are K *different* op sequences on K slices (plus the split and cat around
+them), so they do not batch; several of the paper's primitives (asinh, sinc, the bool masks of
+max/min) are not even vectorised on CPU. On a 2-core machine they cost as much as the matmuls.
+Here each candidate f(x; β) becomes one C loop for the forward and one for the backward, whose
+derivatives sympy computes symbolically (∂f/∂x and every ∂f/∂β, common subexpressions shared by
+``sympy.cse``; the loops are printed by :mod:`actsearch.expressions.printing.c`); GCC vectorises the loops and calls
+glibc's vector math library (libmvec). One call per layer and direction runs every member of the
+population on its own function, members in parallel on torch's OpenMP threads; dropping a member
+needs no recompilation. Measured in ``benchmarks/bench_eval.py``.
+
+One shared library per population, built by the system C compiler (``$CC`` or ``cc``; ~0.2-1 s,
+inside the population's timed run; the members' loops are split over one translation unit per
+usable CPU and compiled in parallel: 0.43 s -> ~0.25 s for 16 members on 2 cores) and cached on
+disk by the hash of its source and of the CPU (it is built with -march=native) under
+``$ACTSEARCH_KERNEL_DIR`` (default ``<cache>/kernels``; the newest
+:data:`KEEP_LIBRARIES` are kept) — :mod:`._build`.
+β tensors are per channel (C,) or scalar.
+
+Semantics follow the torch printer (:mod:`actsearch.expressions.printing.torch`): the same safe primitives from the
+operator table (its ``c`` column), NaN propagates through max/min as torch.maximum does, and ties
+get torch's gradients, max/min folded as that printer folds them: max(a, 0) has slope 0 at the tie
+(torch.relu), max(a, c) and min(a, c) slope 1 (clamp), min(max(a, lo), hi) 0 at both ends
+(hardtanh), max/min of two functions split it (torch.maximum). A step factor gates its branch to
+exactly 0 (torch's masked gradient), even where that branch's derivative overflows.
+``tests/test_fused.py`` checks values and gradients against a float64 reference on the paper's
+space. Where float32 overflows *inside* a deep composition (paper-2 at |x| ≳ 30) the symbolic
+derivative can still be NaN where torch's chain rule reaches 0 first; such a member is then
+reported diverged.
+
+Not fused — the caller keeps the torch path: CUDA tensors, dtypes other than float32, activations
+without a sympy form (PReLU, maxout, any nn.Module), no working C compiler, ``ACTSEARCH_FUSED=0``.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import warnings
+from typing import Any, NamedTuple, Sequence
+
+import torch
+
+from ...errors import ActsearchError, CodegenError, FusedUnavailable
+from ...expressions import ACTIVATIONS, Candidate, X, canonical_name, parse, twin_names
+from . import _build
+from ...expressions.printing.c import function_source
+from ._csrc import c_sources
+
+__all__ = ["PopulationKernel", "Call", "population_kernel", "as_candidate", "enabled", "clear_caches"]
+
+
+def clear_caches() -> None:
+    """Forget the libraries and generated sources this process holds (the disk cache stays), so the
+    next population pays its source generation and load again: for benchmarks that count it."""
+    _build.forget_loaded()
+    function_source.cache_clear()
+
+
+def enabled() -> bool:
+    """Fusion is on unless ``ACTSEARCH_FUSED=0``, and needs a C compiler."""
+    return os.environ.get("ACTSEARCH_FUSED", "1") != "0" and _build.compiler() is not None
+
+
+# ------------------------------------------------------------------------------------ autograd
+def _ptrs(tensors: Sequence[torch.Tensor | None]) -> ctypes.Array:
+    return (ctypes.c_void_p * max(1, len(tensors)))(*[0 if t is None else t.data_ptr() for t in tensors])
+
+
+def _memory_format(h: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D tensor laid out so (and not also plainly contiguous), else contiguous."""
+    if h.dim() == 4 and not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+class _Apply(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, h: torch.Tensor, kernel: PopulationKernel, call: Call,  # type: ignore[override]
+                *betas: torch.Tensor) -> torch.Tensor:
+        h = h.contiguous(memory_format=_memory_format(h))
+        ctx.kernel, ctx.call = kernel, call
+        ctx.save_for_backward(h, *betas)
+        return kernel.forward(h, call)
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> Any:  # type: ignore[override]
+        h, *betas = ctx.saved_tensors
+        gx, grads = ctx.kernel.backward(h, gy, ctx.call, betas, ctx.needs_input_grad[3:])
+        return (gx, None, None, *grads)
+
+
+class _CrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, logits: torch.Tensor, target: torch.Tensor,  # type: ignore[override]
+                kernel: PopulationKernel) -> torch.Tensor:
+        loss, g = kernel.cross_entropy(logits, target)
+        ctx.save_for_backward(g)
+        return loss
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        (g,) = ctx.saved_tensors
+        return g * grad[:, None, None], None, None
+
+
+class Call(NamedTuple):
+    """How one layer's stack maps onto the kernel: ``geom`` = (K, runs per member, run length,
+    values per channel in a row, C, member stride, run stride); ``fids``, the function of each
+    stack position; ``layout``, each position's (first β, count) in the flat β list; the β
+    pointers as the kernel reads them (valid while those β tensors live: the optimizer updates
+    them in place) and which positions have per-channel β."""
+
+    geom: tuple[int, ...]
+    fids: torch.Tensor
+    layout: tuple[tuple[int, int], ...]
+    beta_ptrs: ctypes.Array
+    per_channel: torch.Tensor
+
+
+class PopulationKernel:
+    """The compiled activations of one population; ``cands[i]`` is member i's function."""
+
+    def __init__(self, cands: Sequence[Any]) -> None:
+        self.cands = list(cands)
+        self.maxb = max([1, *(len(c.betas) for c in self.cands)])  # β slots per stack position
+        try:
+            sources = c_sources(self.cands, _build.jobs())
+        except CodegenError as e:
+            raise FusedUnavailable(str(e)) from e
+        except Exception as e:  # sympy left something unprintable (an unevaluated Derivative …)
+            raise FusedUnavailable(f"C code generation failed: {type(e).__name__}: {e}") from e
+        self.lib = _build.load(sources)
+        self._bound: dict[tuple[Any, ...], tuple[Call, list[torch.Tensor], tuple[Any, ...]]] = {}
+
+    def slots(self, layout: tuple[tuple[int, int], ...], tensors: Sequence[torch.Tensor | None],
+              ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
+        """β tensors laid out MAXB per stack position; 1 per position whose β are per channel."""
+        slots: list[torch.Tensor | None] = [None] * (len(layout) * self.maxb)
+        per_channel = torch.zeros(len(layout), dtype=torch.int64)
+        for pos, (start, count) in enumerate(layout):
+            for j in range(count):
+                t = tensors[start + j]
+                slots[pos * self.maxb + j] = t
+                if t is not None and t.numel() > 1:
+                    per_channel[pos] = 1
+        return slots, per_channel
+
+    def __call__(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
+                 member_dim: int) -> torch.Tensor:
+        """Apply member ``members[k]``'s activation to its slice of ``h``, differentiably.
+
+        ``member_dim`` 0: h is (K, N, C) (stacked MLP); 1: h is (N, K*C, *spatial) (grouped CNN),
+        contiguous or, 4-D, channels_last.
+        ``modules[k]`` holds that member's β for this layer (attributes named as its candidate's).
+        """
+        call, betas = self.bind(h, members, modules, member_dim)
+        return _Apply.apply(h, self, call, *betas)
+
+    def forward(self, h: torch.Tensor, call: Call) -> torch.Tensor:
+        """y = f(h) for every member, no autograd; ``h`` contiguous in its memory format (the β are
+        read through ``call``)."""
+        y = torch.empty_like(h)  # same strides as h
+        rc = self.lib.actsearch_forward(call.geom[0], call.fids.data_ptr(), *call.geom[1:], h.data_ptr(),
+                                        y.data_ptr(), call.beta_ptrs, call.per_channel.data_ptr())
+        if rc:
+            raise MemoryError("fused activation kernel: out of memory")
+        return y
+
+    def backward(self, h: torch.Tensor, gy: torch.Tensor, call: Call, betas: Sequence[torch.Tensor],
+                 need: Sequence[bool]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """∂L/∂h and ∂L/∂β (for each β whose ``need`` is set) from ∂L/∂y, no autograd."""
+        gy = gy.contiguous(memory_format=_memory_format(h))
+        gx = torch.empty_like(h)
+        grads = [torch.empty_like(b) if n else None for b, n in zip(betas, need)]
+        gslots = self.slots(call.layout, grads)[0] if grads else []
+        rc = self.lib.actsearch_backward(call.geom[0], call.fids.data_ptr(), *call.geom[1:], h.data_ptr(),
+                                         gy.data_ptr(), gx.data_ptr(), call.beta_ptrs, call.per_channel.data_ptr(),
+                                         _ptrs(gslots))
+        if rc:
+            raise MemoryError("fused activation kernel: out of memory")
+        return gx, grads
+
+    def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-member mean cross-entropy (K,) of ``logits`` (K, N, C) against ``target`` (K, N) and its
+        gradient (K, N, C): one call for what is ~8 small torch ops."""
+        logits, target = logits.float().contiguous(), target.long().contiguous()
+        k, n, c = logits.shape
+        loss, g = torch.empty(k), torch.empty_like(logits)
+        self.lib.actsearch_cross_entropy(k, n, c, logits.data_ptr(), target.data_ptr(), loss.data_ptr(), g.data_ptr())
+        return loss, g
+
+    def cross_entropy_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """:meth:`cross_entropy`'s per-member losses, differentiable (the autograd engine's path)."""
+        return _CrossEntropy.apply(logits, target, self)
+
+    def nonfinite(self, stacked: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per member (K,), whether its slice of any of the ``stacked`` (K, ...) float32 tensors has
+        an inf or NaN."""
+        stacked = [t.float().contiguous() for t in stacked]
+        k = stacked[0].shape[0]
+        bad = torch.empty(k, dtype=torch.int32)
+        count = torch.tensor([t.numel() // k for t in stacked], dtype=torch.int64)
+        self.lib.actsearch_nonfinite(k, len(stacked), _ptrs(stacked), count.data_ptr(), bad.data_ptr())
+        return bad.bool()
+
+    def bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
+             member_dim: int) -> tuple[Call, list[torch.Tensor]]:
+        """The :class:`Call` for ``h`` (arguments as for calling the kernel) and the flat β list,
+        memoized: a population binds the same few (shape, members, modules) every step."""
+        # Keyed by the modules' ids; the entry holds the modules, so no id is reused while it lives.
+        key = (tuple(h.shape), _memory_format(h), tuple(members), tuple(map(id, modules)), member_dim)
+        if key not in self._bound:
+            if len(self._bound) >= 64:
+                self._bound.clear()
+            self._bound[key] = (*self._bind(h, members, modules, member_dim), tuple(modules))
+        call, betas, _ = self._bound[key]
+        return call, betas
+
+    def _bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
+              member_dim: int) -> tuple[Call, list[torch.Tensor]]:
+        # geom = (K, runs per member, run length, values per channel in a row, C, member stride,
+        # run stride): an MLP member is one run of N*C values (channel r % C); a CNN member one run
+        # of C*positions per example (channel r / positions).
+        k = len(members)
+        if member_dim == 0:
+            _, n, c = h.shape
+            geom = (k, 1, n * c, 1, c, n * c, 0)
+        else:
+            n, kc = h.shape[:2]
+            c, spatial = kc // k, math.prod(h.shape[2:])
+            if _memory_format(h) == torch.channels_last:  # (N, H, W, K*C) in memory: runs of C
+                geom = (k, n * spatial, c, 1, c, c, kc)
+            else:
+                geom = (k, n, c * spatial, spatial, c, c * spatial, kc * spatial)
+        betas: list[torch.Tensor] = []
+        layout = []
+        for i, mod in zip(members, modules):
+            names = list(self.cands[i].betas)
+            layout.append((len(betas), len(names)))
+            for name in names:
+                b = getattr(mod, name)
+                if b.dtype != torch.float32 or b.numel() not in (1, geom[4]) or not b.is_contiguous():
+                    raise FusedUnavailable(f"β {name} of shape {tuple(b.shape)} does not fit the kernel")
+                betas.append(b)
+        slots, per_channel = self.slots(tuple(layout), betas)
+        return Call(geom, torch.tensor(members, dtype=torch.int32), tuple(layout), _ptrs(slots), per_channel), betas
+
+
+# ----------------------------------------------------------------------------------- selection
+#: Registered activations whose closed form the kernel compiles in place of their module.
+_TWINS = frozenset(twin_names())
+
+
+def as_candidate(spec: Any) -> Any | None:
+    """The candidate the kernel compiles for an activation spec, or None (torch path)."""
+    if hasattr(spec, "expr") and hasattr(spec, "betas") and hasattr(spec, "to_module"):
+        return spec
+    if not isinstance(spec, str):
+        return None
+    name = canonical_name(spec)
+    if name is not None:
+        op = ACTIVATIONS[name].op
+        return Candidate(op.build(X)) if name in _TWINS and op is not None else None
+    try:
+        return parse(spec)
+    except ActsearchError:
+        return None
+
+
+_WARNED: set[str] = set()
+
+
+def population_kernel(activations: Sequence[Any], device: torch.device) -> PopulationKernel | None:
+    """A fused kernel for these members on ``device``, or None where the torch path must run."""
+    if device.type != "cpu" or not enabled():
+        return None
+    cands = [as_candidate(a) for a in activations]
+    if any(c is None for c in cands):
+        return None
+    try:
+        return PopulationKernel(cands)
+    except FusedUnavailable as e:
+        if str(e) not in _WARNED:
+            _WARNED.add(str(e))
+            warnings.warn(f"fused activations unavailable, using torch ops: {e}", RuntimeWarning, stacklevel=2)
+        return None

@@ -1,0 +1,143 @@
+"""What defines a study: its settings, its name, and the user attributes a search keeps in it.
+
+:class:`SearchSettings` is stored in the study at creation (``actsearch_settings``), so that
+``actsearch worker`` needs only a storage URL and a study name; :func:`build_settings` makes them
+from a command's options, filled in from the study's own when it exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._version import __version__
+from ..errors import ActsearchError, DatasetError
+from ..evaluation import Fidelity, get_fidelity, list_datasets
+from ..expressions import Space, load_space, space_from_dict
+from .samplers import COSTS, SAMPLERS
+
+__all__ = ["SearchSettings", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
+           "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "build_settings", "normalize_dataset"]
+
+#: Study user attribute holding :class:`SearchSettings` — all a worker needs besides storage+name.
+SETTINGS_ATTR = "actsearch_settings"
+#: Study user attribute: the total number of trials the study may count (:func:`actsearch.search.trials.counted`).
+BUDGET_ATTR = "budget"
+#: Study user attribute: the reference activations trained beside the space (:mod:`.references`).
+REFERENCES_ATTR = "references"
+#: Failures that say something about the function (a later equivalent trial copies them);
+#: "interrupted" or a stale worker says nothing, so an equivalent trial is trained instead.
+EVALUATED_FAILURES = ("degenerate", "diverged", "error")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """What defines a study; stored in it at creation so ``actsearch worker`` needs nothing else.
+
+    Everything that changes a trial's score is here (space, dataset, fidelity, seeds); pruner and
+    batch size only change how fast the study gets there and may differ between runs.
+    """
+
+    space: str  # shipped space name or path, for display and the study name
+    dataset: str
+    fidelity: str
+    sampler: str
+    seed: int = 0
+    seeds: int = 1  # training seeds per candidate: the score is the mean over them (paired: same seeds for all)
+    cost: str = "time"  # nsga2's second objective: "time" (fwd+bwd µs) or "ops" (sympy op count)
+    space_def: dict[str, Any] | None = None  # the space itself, so a worker elsewhere can rebuild it
+    version: str = ""  # actsearch version that created the study (filled in at construction)
+    space_hash: str = ""  # sha256 of the canonical space_def (filled in at construction)
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            object.__setattr__(self, "version", __version__)
+        if not self.space_hash and self.space_def is not None:
+            object.__setattr__(self, "space_hash", space_hash(self.space_def))
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SearchSettings:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+    def load_space(self) -> Space:
+        if self.space_def is not None:
+            return space_from_dict(self.space_def, f"<study space {self.space}>")
+        return load_space(self.space)
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.sampler == "nsga2"
+
+    @property
+    def directions(self) -> list[str]:
+        return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+
+
+def space_hash(space_def: dict[str, Any]) -> str:
+    """sha256 of a space definition in canonical JSON: what a worker checks before it trains."""
+    blob = json.dumps(space_def, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def space_to_dict(space: Space) -> dict[str, Any]:
+    """The inverse of :func:`actsearch.expressions.space_from_dict` (what a space file would hold)."""
+    return {
+        "name": space.name, "description": space.description, "core_units": space.core_units,
+        "unary": list(space.unary), "binary": list(space.binary),
+        "beta": {"trainable": space.beta_trainable, "per_channel": space.beta_per_channel},
+        "units": [{"inputs": list(ins)} for ins in space.inputs],
+    }
+
+
+def study_name_for(settings: SearchSettings) -> str:
+    """Deterministic, so re-running the same command resumes the same study."""
+    space = Path(settings.space).stem if settings.space.endswith(".toml") else settings.space
+    seeds = f"-x{settings.seeds}" if settings.seeds != 1 else ""
+    return f"{space}-{settings.dataset}-{settings.fidelity}-{settings.sampler}-s{settings.seed}{seeds}"
+
+
+def fidelity_for(settings: SearchSettings) -> Fidelity:
+    """The preset a study's trials train at, on the study's dataset."""
+    return get_fidelity(settings.fidelity).replace(dataset=settings.dataset)
+
+
+#: What a new study gets for an option the command did not give.
+DEFAULTS: dict[str, Any] = {"space": "paper-1", "fidelity": "standard", "sampler": "tpe", "seed": 0, "seeds": 1,
+                            "cost": "time"}
+
+
+def normalize_dataset(name: str) -> str:
+    """A dataset name as the registry spells it ("MNIST-1D" → "mnist1d"), or a one-line error."""
+    key = name.strip().lower().replace("-", "").replace("_", "")
+    if key not in list_datasets():
+        raise DatasetError(f"unknown dataset {name!r} (known: {', '.join(list_datasets())})")
+    return key
+
+
+def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> SearchSettings:
+    """Settings from a command's options (``given``: only those it gave), filled in from the
+    settings an existing study was created with (``stored``), then :data:`DEFAULTS`. Options that
+    define a study default to None on the command line for this reason: ``--study NAME`` alone
+    resumes a study as it was created."""
+    base: dict[str, Any] = {**DEFAULTS, **(stored or {}), **{k: v for k, v in given.items() if v is not None}}
+    fid = get_fidelity(base["fidelity"])
+    dataset = normalize_dataset(base.get("dataset") or fid.dataset)
+    if base["sampler"] not in SAMPLERS:
+        raise ActsearchError(f"unknown sampler {base['sampler']!r} (use one of: {', '.join(SAMPLERS)})")
+    if base["cost"] not in COSTS:
+        raise ActsearchError(f"unknown cost {base['cost']!r}: use {' or '.join(repr(c) for c in COSTS)}")
+    if given.get("space") is not None or "space_def" not in base:
+        base["space_def"] = space_to_dict(load_space(base["space"]))
+    settings = SearchSettings(space=base["space"], dataset=dataset, fidelity=fid.name, sampler=base["sampler"],
+                              seed=int(base["seed"]), seeds=int(base["seeds"]), cost=base["cost"],
+                              space_def=base["space_def"])
+    if settings.seeds < 1:
+        raise ActsearchError(f"--seeds must be at least 1, got {settings.seeds}")
+    return settings

@@ -1,0 +1,318 @@
+"""Where a search lives: Optuna storage URLs, opening and loading studies, artifacts.
+
+Storage choice. The default is one SQLite file, ``results/actsearch.db`` (the SPEC: "SQLite under
+results/"), for every command — search, top, verify, export, worker, dashboard — so that a study
+found by one is found by all. Optuna's docs advise against SQLite under parallel writers; the
+failure they mean is "database is locked" when a writer waits longer than SQLite's busy timeout
+(5 s by default). A search writes seldom (a few rows per trial, trials take seconds), so local
+``--workers N`` on SQLite is made safe by (1) a 60 s busy timeout
+(``engine_kwargs={"connect_args": {"timeout": 60}}``), (2) WAL journal mode, in which readers —
+the dashboard, the progress line — never block the writer, and (3) creating tables and the study
+in the parent before any worker starts, so workers never race on ``CREATE TABLE``. For many
+machines use PostgreSQL (``postgresql://…``); for a file that tolerates many local writers without
+a database engine, a JournalStorage file (``--storage results/journal.log`` or ``journal:PATH``).
+
+Artifacts (the f/f′ plot of each trained candidate) go to a FileSystemArtifactStore in
+``artifacts/`` next to a file storage (``results/artifacts/`` by default).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import sqlite3
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+
+from ..errors import ActsearchError, StudyNotFoundError
+from ._signals import sigint_deferred
+from .settings import SETTINGS_ATTR, SearchSettings
+
+__all__ = [
+    "DEFAULT_STORAGE", "resolve_storage", "open_storage", "artifact_dir", "artifact_store", "load_study",
+    "read_settings", "stored_settings", "create_or_load_study", "RetryingRDBStorage", "is_transient",
+    "heartbeat_settings",
+]
+
+DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
+#: A worker that stops sending heartbeats for this long has its running trials failed and retried
+#: once (RetryHeartbeatStaleTrialCallback: a preempted machine does not lose the candidate).
+#: Tests and impatient users override them with ACTSEARCH_HEARTBEAT_INTERVAL / ACTSEARCH_GRACE_PERIOD.
+HEARTBEAT_INTERVAL, GRACE_PERIOD = 30, 120
+#: How long a storage call keeps retrying a transient database error (disconnect, restart).
+DB_RETRY_SECONDS = 120.0
+#: psycopg2/MySQL connect timeout: an unreachable server is a one-line error within seconds.
+CONNECT_TIMEOUT = 5
+# ------------------------------------------------------------------------------------- storages
+def resolve_storage(url: str | None) -> str:
+    """The storage URL to use: the default, a URL, or a bare path (``.db`` → SQLite, ``.log`` →
+    journal file)."""
+    if not url:
+        return DEFAULT_STORAGE
+    if "://" in url or url.startswith("journal:"):
+        return url
+    if url.endswith((".log", ".journal")):
+        return f"journal:{url}"
+    return f"sqlite:///{url}"
+
+
+def _file_of(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        return None if path in ("", ":memory:") else Path(path)
+    if url.startswith("journal:"):
+        return Path(url[len("journal:"):])
+    return None
+
+
+def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
+    """An Optuna storage for ``url`` configured for several local writers (see module doc).
+
+    ``create=False`` (top, verify, export, dashboard) refuses to invent an empty database: a typo
+    in ``--storage`` should say "no such storage", not "no such study".
+    """
+    url = resolve_storage(url)
+    path = _file_of(url)
+    if path is not None and not create and not path.exists():
+        raise StudyNotFoundError(f"no storage at {path} (run `actsearch search` first, or pass --storage URL)")
+    if url.startswith("journal:"):
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _enable_wal(path)
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    else:  # a server: drop dead pooled connections before use, give up connecting after seconds
+        engine_kwargs = {"pool_pre_ping": True}
+        if url.startswith(("postgresql", "mysql")):
+            engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
+    interval, grace = heartbeat_settings()
+    try:
+        with warnings.catch_warnings():  # heartbeats and their retry callback are "experimental"
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            storage = RetryingRDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                    max_retry=1, inherit_intermediate_values=False),
+            )
+        if url.startswith("sqlite"):
+            _serialize_sqlite_writers(storage.engine)
+        return storage
+    except ImportError as exc:  # e.g. postgresql:// without psycopg2
+        raise ActsearchError(f"cannot open storage {url!r}: {exc} (pip install 'actsearch[postgres]')") from None
+    except Exception as exc:  # SQLAlchemy's errors are many; the user needs the one line
+        if type(exc).__module__.startswith(("sqlalchemy", "optuna")):
+            raise ActsearchError(f"cannot open storage {_redact(url)!r}: {_first_line(exc)}") from None
+        raise
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(heartbeat interval, grace period) in seconds: 30/120, or the ACTSEARCH_* overrides."""
+    def env(name: str, default: int) -> int:
+        try:
+            return max(1, int(os.environ.get(name, default)))
+        except ValueError:
+            raise ActsearchError(f"{name} must be a whole number of seconds, got {os.environ[name]!r}") from None
+
+    return env("ACTSEARCH_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL), env("ACTSEARCH_GRACE_PERIOD", GRACE_PERIOD)
+
+
+def _redact(url: str) -> str:
+    """The URL without its password (it goes into error messages and logs)."""
+    head, sep, tail = url.partition("://")
+    if sep and "@" in tail:
+        cred, _, rest = tail.rpartition("@")
+        if ":" in cred:
+            return f"{head}://{cred.split(':', 1)[0]}:***@{rest}"
+    return url
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ else exc
+    orig = getattr(cause, "orig", None) or cause  # the DBAPI's own message, not SQLAlchemy's wrapper
+    lines = [ln.strip() for ln in str(orig).splitlines() if ln.strip()]
+    return " ".join(lines[:2])[:300] if lines else type(orig).__name__
+
+
+# ------------------------------------------------------------------ transient database errors
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying: a lost/refused connection, a restart, a lock timeout."""
+    import sqlalchemy.exc as sa_exc  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
+
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return True
+    if isinstance(exc, sa_exc.PendingRollbackError):  # an earlier call's lost connection poisoned
+        return True  # this thread's session; the retry starts a fresh one
+    return isinstance(exc, sa_exc.DBAPIError) and bool(exc.connection_invalidated)
+
+
+class RetryingRDBStorage(RDBStorage):
+    """RDBStorage whose calls survive a transient database outage.
+
+    ``pool_pre_ping`` replaces connections that died while idle; a connection that dies *during*
+    a call raises OperationalError/DBAPIError (Optuna wraps it in StorageInternalError): that call
+    is retried with exponential backoff (0.25 s doubling to 8 s) for up to
+    :data:`DB_RETRY_SECONDS` before the error propagates. A write whose commit reached the server
+    before the connection dropped is not repeated twice in effect: a retried ``tell`` that finds
+    its trial already finished counts as done.
+    """
+
+    retry_seconds = DB_RETRY_SECONDS
+    retries = 0  # transient errors survived (tests and logs)
+
+
+def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(base)
+    def method(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        deadline, delay, attempt = time.monotonic() + self.retry_seconds, 0.25, 0
+        while True:
+            try:
+                with sigint_deferred():
+                    return base(self, *args, **kwargs)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                if attempt and name == "set_trial_state_values":
+                    return True  # the first attempt committed before its connection dropped
+                raise
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                attempt += 1
+                type(self).retries += 1
+                warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); "
+                              f"retry {attempt} in {delay:.2f} s", RuntimeWarning, stacklevel=2)
+                with contextlib.suppress(Exception):
+                    self.scoped_session.remove()  # a fresh session on a fresh connection
+                time.sleep(delay)
+                delay = min(delay * 2, 8.0)
+
+    return method
+
+
+for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr",
+              "get_study_id_from_name", "get_study_name_from_id", "get_study_directions",
+              "get_study_user_attrs", "get_study_system_attrs", "get_all_studies", "create_new_trial",
+              "set_trial_param", "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id",
+              "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+              "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials",
+              "get_best_trial", "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
+              "record_heartbeat", "_get_stale_trial_ids",
+              # Optuna's cache layer (_CachedStorage, used for every RDB URL) calls these private
+              # methods directly: a connection killed under study.ask() surfaced from _get_trials.
+              "_get_trials", "_get_best_trial_id", "_create_new_trial", "_set_trial_param"):
+    setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+
+
+def _serialize_sqlite_writers(engine: Any) -> None:
+    """Open every SQLite transaction with BEGIN IMMEDIATE.
+
+    Optuna pops a WAITING trial (an enqueued reference, a retried trial) with SELECT … FOR UPDATE
+    then UPDATE; SQLite ignores FOR UPDATE, so two local workers could both read WAITING and both
+    run the same trial (seen: "Trial#1 has already finished", one trial lost). Taking SQLite's
+    write lock at BEGIN makes each read-then-write transaction atomic across processes; the busy
+    timeout makes the others wait instead of failing. (SQLAlchemy's documented pysqlite recipe.)
+    """
+    from sqlalchemy import event  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let the "begin" hook below emit BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the hooks existed must not be reused
+
+
+def _enable_wal(path: Path) -> None:
+    """WAL is a property of the database file, set once; it persists for every later connection."""
+    con = sqlite3.connect(str(path), timeout=60)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+    finally:
+        con.close()
+
+
+def artifact_dir(url: str | None, override: str | None = None) -> Path:
+    """``artifacts/`` next to a file storage (results/artifacts/ by default); ./results/artifacts
+    for a server database."""
+    if override:
+        return Path(override)
+    path = _file_of(resolve_storage(url))
+    return (path.parent if path is not None else Path("results")) / "artifacts"
+
+
+def artifact_store(url: str | None, override: str | None = None) -> optuna.artifacts.FileSystemArtifactStore:
+    d = artifact_dir(url, override)
+    d.mkdir(parents=True, exist_ok=True)
+    return optuna.artifacts.FileSystemArtifactStore(str(d))
+
+
+# --------------------------------------------------------------------------------------- studies
+def load_study(storage: BaseStorage | str | None, name: str, **kwargs: Any) -> optuna.Study:
+    """Load a study; a missing one is a :class:`StudyNotFoundError` naming the ones that exist."""
+    if not isinstance(storage, BaseStorage):
+        storage = open_storage(storage, create=False)
+    try:
+        return optuna.load_study(study_name=name, storage=storage, **kwargs)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        known = f" (studies here: {', '.join(names)})" if names else " (this storage has no studies)"
+        raise StudyNotFoundError(f"no study named {name!r}{known}") from None
+
+
+def stored_settings(url: str | None, name: str) -> dict[str, Any] | None:
+    """The settings study ``name`` was created with (as stored), or None when it does not exist yet."""
+    try:
+        study = optuna.load_study(study_name=name, storage=open_storage(url))
+    except KeyError:
+        return None
+    data = study.user_attrs.get(SETTINGS_ATTR)
+    return dict(data) if isinstance(data, dict) else None
+
+
+def read_settings(study: optuna.Study) -> SearchSettings:
+    data = study.user_attrs.get(SETTINGS_ATTR)
+    if not isinstance(data, dict):
+        raise ActsearchError(f"study {study.study_name!r} was not created by `actsearch search` "
+                             f"(no {SETTINGS_ATTR!r} user attribute)")
+    return SearchSettings.from_json(json.loads(json.dumps(data)))
+
+
+def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettings, *,
+                         sampler: optuna.samplers.BaseSampler | None = None,
+                         pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, bool]:
+    """Create the study (recording ``settings``) or resume it; returns (study, created).
+
+    Resuming with settings that would change a trial's score (space, dataset, fidelity, seeds,
+    objectives) is refused: the new trials would not be comparable with the old ones.
+    """
+    study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions,
+                                load_if_exists=True, sampler=sampler, pruner=pruner)
+    stored = study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:
+        study.set_user_attr(SETTINGS_ATTR, settings.to_json())
+        return study, True
+    old = SearchSettings.from_json(stored)
+    fields = ["space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective"]
+    if settings.multi_objective:
+        fields.append("cost")
+    for f in fields:
+        if getattr(old, f) != getattr(settings, f):
+            what = "space" if f == "space_def" else f
+            raise ActsearchError(
+                f"study {name!r} was created with a different {what} ({getattr(old, f)!r:.60} ≠ "
+                f"{getattr(settings, f)!r:.60}); pass another --study, or the options it was created with")
+    return study, False

@@ -1,0 +1,138 @@
+"""Trials across workers: the shared budget, what a study already evaluated, heartbeats, cleanup.
+
+Several workers (processes, machines) share one study. These helpers read the study's trials to
+decide what a worker may still ask (the budget), what need not be trained again (equivalence
+keys already evaluated or running elsewhere), and keep RUNNING trials alive (heartbeats) or fail
+them when their run is stopped.
+"""
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .settings import BUDGET_ATTR, EVALUATED_FAILURES
+
+__all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
+           "evaluated_keys", "cleanup_run", "Heartbeat"]
+
+
+def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
+    """Numbers of trials a retry replaced (a stale worker's trial, re-queued as a WAITING copy by
+    RetryHeartbeatStaleTrialCallback, which records them in ``retry_history``)."""
+    return {n for t in trials for n in t.system_attrs.get("retry_history", ()) if n != t.number}
+
+
+def counted(t: FrozenTrial, replaced: set[int]) -> bool:
+    """Does trial ``t`` use the study's budget? Every trial does (duplicates and degenerate ones
+    included: the sampler asked for them) except those that said nothing about their function —
+    failed by a stale heartbeat, an interrupt or the budget itself — and those a retry replaced."""
+    if t.number in replaced:
+        return False
+    return not (t.state == TrialState.FAIL and t.user_attrs.get("status") not in EVALUATED_FAILURES)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    budget: int | None  # None: the study has no budget (a run's own trial count is its limit)
+    counted: int  # trials that use the budget (see :func:`counted`), WAITING ones included
+    waiting: int  # WAITING trials (queued retries, references): asked before any new trial
+    running: int  # RUNNING trials, any worker
+
+    @property
+    def room(self) -> int | None:
+        """How many trials a worker may ask now (WAITING ones are already counted)."""
+        return None if self.budget is None else max(0, self.budget - self.counted) + self.waiting
+
+
+def budget_state(study: optuna.Study) -> BudgetState:
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    budget = study._storage.get_study_user_attrs(study._study_id).get(BUDGET_ATTR)
+    return BudgetState(budget=None if budget is None else int(budget),
+                       counted=sum(counted(t, replaced) for t in trials),
+                       waiting=sum(t.state == TrialState.WAITING for t in trials),
+                       running=sum(t.state == TrialState.RUNNING for t in trials))
+
+
+def over_budget(study: optuna.Study, numbers: list[int], budget: int) -> set[int]:
+    """Which of these just-asked trials exceed the budget: those with ``budget`` or more counted
+    trials numbered below them. Trial numbers are assigned atomically and a trial never goes back
+    from uncounted to counted, so a trial admitted here stays admitted — and at most ``budget``
+    trials are ever admitted, however many workers ask at once."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    below = sorted(t.number for t in trials if counted(t, replaced))
+    return {n for n in numbers if bisect.bisect_left(below, n) >= budget}
+
+
+def evaluated_keys(study: optuna.Study, exclude: set[int]) -> tuple[dict[str, FrozenTrial], dict[str, int]]:
+    """key -> finished trial that evaluated it (COMPLETE over PRUNED over evaluated FAIL), and
+    key -> lowest running trial number. Trials a retry replaced do not count."""
+    rank = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.FAIL: 2}
+    done: dict[str, FrozenTrial] = {}
+    running: dict[str, int] = {}
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    for t in trials:
+        key = t.user_attrs.get("key")
+        if key is None or t.number in exclude or t.number in replaced:
+            continue
+        if t.state == TrialState.RUNNING:
+            running[key] = min(running.get(key, t.number), t.number)
+        elif t.state in rank and (t.state != TrialState.FAIL or t.user_attrs.get("status") in EVALUATED_FAILURES):
+            if "duplicate_of" in t.user_attrs and key in done:
+                continue
+            best = done.get(key)
+            if best is None or (rank[t.state], t.number) < (rank[best.state], best.number):
+                done[key] = t
+    return done, running
+
+
+def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -> int:
+    """Fail the trials this run left RUNNING (its workers were stopped); returns how many."""
+    n = 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("run") != run_id:
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+            study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            n += 1
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            pass
+    return n
+
+
+class Heartbeat:
+    """Optuna records heartbeats only inside ``optimize``; ask/tell trials need their own, or a
+    crashed worker's trials would stay RUNNING forever instead of being failed and retried."""
+
+    def __init__(self, study: optuna.Study, trial_ids: Callable[[], list[int]]) -> None:
+        self.storage, self.trial_ids = study._storage, trial_ids
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True)
+
+    def _beat(self) -> None:
+        interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        if interval is None:
+            return
+        while not self.stop.is_set():
+            for trial_id in self.trial_ids():
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception:  # a missed beat is retried; the grace period covers a few
+                    pass
+            self.stop.wait(interval)
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()

@@ -1,0 +1,59 @@
+"""`actsearch rediscover`: search + verify + verdict, end to end at smoke fidelity on the tiny space."""
+from __future__ import annotations
+
+import re
+import statistics
+from pathlib import Path
+
+from actsearch.cli import main
+from actsearch.analysis import swish_like_info, verdict
+
+
+def test_rediscover_smoke_writes_every_output_and_a_verdict(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "rd"
+    rc = main(["rediscover", "--space", "tiny", "--fidelity", "smoke", "--trials", "10", "--verify-k", "3",
+               "--verify-seeds", "2", "--output", str(out), "--quiet"])
+    assert rc == 0
+    for name in ("leaderboard.md", "leaderboard.csv", "verify.md", "verify.csv", "shapes.png", "progress.png",
+                 "verdict.txt", "command.txt", "top3.py"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    text = (out / "verdict.txt").read_text()
+    assert re.search(r"^Swish-like in verified top 5: (yes \(.*β=[\d.]+, distance [\d.]+\)|no \()", text, re.M)
+    assert re.search(r"reference swish x\*sigmoid\(beta\*x\): [\d.]+; vs ReLU: Δ [+-][\d.]+", text)
+    assert "Swish-like in verified top 5" in capsys.readouterr().out
+    verify_csv = (out / "verify.csv").read_text().splitlines()
+    assert len(verify_csv) == 1 + 3 + 2  # header, top 3, relu, swish
+
+
+RELU_ACCS = [0.80, 0.81, 0.79]
+
+
+def _rec(name: str, expr: str, accs: list[float], p: float | None = None) -> dict:
+    """A verify record as :func:`actsearch.compare.compare` writes it (paired against RELU_ACCS)."""
+    mean = sum(accs) / len(accs)
+    diffs = [a - b for a, b in zip(accs, RELU_ACCS)]
+    paired = name != "relu"
+    return {"name": name, "expression": expr, "test_mean": mean, "test_std": 0.0, "p_value": p,
+            "diff_vs_relu": statistics.mean(diffs) if paired else None,
+            "diff_std": statistics.stdev(diffs) if paired else None, "test_accuracies": accs}
+
+
+def test_verdict_counts_only_found_swish_like_functions() -> None:
+    relu = _rec("relu", "relu(x)", RELU_ACCS)
+    swish = _rec("swish", "x*sigmoid(beta*x)", [0.85, 0.86, 0.84], 0.01)
+    found_no = [_rec("rank 1 (#3)", "tanh(x)", [0.82, 0.83, 0.81], 0.02)]
+    yes, lines = verdict(found_no + [relu, swish])
+    assert not yes and lines[0].startswith("Swish-like in verified top 5: no")  # the reference does not count
+    found_yes = found_no + [_rec("rank 2 (#5)", "x*sigmoid(1.5*x)", [0.84, 0.85, 0.83], 0.003)]
+    yes, lines = verdict(found_yes + [relu, swish])
+    assert yes and "x*sigmoid(1.5*x)" in lines[0] and "β=1.50" in lines[0] and "Δ +0.0400 ± 0.0000" in lines[0]
+    assert "p=0.003" in lines[0] and lines[1].startswith("strict (fitted β ≥ 0.5") and "yes (x*sigmoid(1.5*x)" in lines[1]
+    leaky = [_rec("rank 1 (#2)", "x + Max(0, x)", [0.86, 0.86, 0.86], 0.001)]  # 3·x·σ(0.18x), distance 0.076
+    yes, lines = verdict(leaky + [relu, swish])
+    assert yes and lines[1].endswith("no")  # Swish-like by the threshold, not by the strict reading
+
+
+def test_swish_like_info() -> None:
+    ok, beta, dist = swish_like_info("x*sigmoid(1.5*x)")
+    assert ok and abs(beta - 1.5) < 0.05 and dist < 1e-3
+    assert not swish_like_info("relu(x)")[0]

@@ -25,6 +25,7 @@ __all__ = [
     "CodegenError",
     "FusedUnavailable",
     "IncompatibleWorkerError",
+    "DeviceError",
     "CandidateFailed",
     "did_you_mean",
 ]
@@ -105,6 +106,10 @@ class FusedUnavailable(ActsearchError):
 
 class IncompatibleWorkerError(ActsearchError):
     """This worker would not produce trials comparable with the study's."""
+
+
+class DeviceError(ActsearchError, ValueError):
+    """A device name torch does not know, or a device this machine does not have."""
 
 
 class CandidateFailed(ActsearchError, RuntimeError):

@@ -13,18 +13,20 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "actsearch"
 
 #: What each part of the package may import (besides itself): the data's path, cli → analysis →
-#: search → evaluation → expressions → errors; the lecture's experiments sit beside analysis and
+#: search → evaluation → expressions → errors (and paths, beside errors); the lecture's experiments sit beside analysis and
 #: need only the evaluation layer. The package's own __init__/__main__ are its public face.
+_BASE = {"errors", "paths", "_version"}  # the bottom: every layer may raise and check paths
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "_version": set(),
-    "expressions": {"errors"},
-    "evaluation": {"errors", "expressions"},
-    "search": {"errors", "_version", "expressions", "evaluation"},
-    "analysis": {"errors", "expressions", "evaluation", "search"},
-    "lecture": {"errors", "expressions", "evaluation"},
-    "cli": {"errors", "_version", "expressions", "evaluation", "search", "analysis", "lecture"},
-    "__init__": {"errors", "_version", "expressions", "evaluation"},
+    "paths": {"errors"},
+    "expressions": _BASE,
+    "evaluation": _BASE | {"expressions"},
+    "search": _BASE | {"expressions", "evaluation"},
+    "analysis": _BASE | {"expressions", "evaluation", "search"},
+    "lecture": _BASE | {"expressions", "evaluation"},
+    "cli": _BASE | {"expressions", "evaluation", "search", "analysis", "lecture"},
+    "__init__": _BASE | {"expressions", "evaluation"},
     "__main__": {"cli"},
 }
 #: An import inside a function must say why, in a comment on its line or the line before.

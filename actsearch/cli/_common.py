@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
-from typing import Any, NoReturn, TextIO
+from typing import Any, Callable, NoReturn, TextIO
 
 from optuna.trial import TrialState
 
+from ..errors import DeviceError
 from ..evaluation import resolve_device
-from ..search import trial_kind
+from ..search import MAX_SEED, trial_kind
 
-__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "device", "Progress"]
+__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "device", "Progress", "count", "amount",
+           "SEED", "PORT"]
 
 EXIT_USAGE = 2
 
@@ -23,6 +26,40 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [minimum, maximum]; anything else is a one-line usage error."""
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range (must be {bound})")
+        return value
+
+    return whole_number
+
+
+def amount(above: float) -> Callable[[str], float]:
+    """An argparse type: a finite number greater than ``above``."""
+    def number(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+        if not math.isfinite(value) or value <= above:
+            raise argparse.ArgumentTypeError(f"{value:g} is out of range (must be a number above {above:g})")
+        return value
+
+    return number
+
+
+#: A seed: sampler streams add 7919 × worker to it and must stay below 2³² (numpy's RandomState).
+SEED = count(0, MAX_SEED)
+PORT = count(0, 65535)
+
+
 def add_storage_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--storage", metavar="URL", default=None,
                    help="Optuna storage: URL, .db file (SQLite) or .log file (journal) "
@@ -31,16 +68,21 @@ def add_storage_option(s: argparse.ArgumentParser) -> None:
 
 def add_run_options(s: argparse.ArgumentParser) -> None:
     """How a search or a worker runs (not part of the study: may change between runs)."""
-    s.add_argument("--pruner", default="median", help="median | hyperband | none (default: median)")
-    s.add_argument("--batch", type=int, default=8, help="candidates trained together as one population (default 8)")
+    s.add_argument("--pruner", default="median",
+                   help="median | hyperband | none (default: median)")
+    s.add_argument("--batch", type=count(1, 4096), default=8,
+                   help="candidates trained together as one population (default 8)")
     s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: artifacts/ next to the storage)")
     s.add_argument("--no-plots", action="store_true", help="do not upload an f/f' plot per trial")
     s.add_argument("--quiet", action="store_true", help="no progress line")
 
 
 def device(name: str) -> str:
-    """The torch device a ``--device`` names (auto: CUDA when there is one)."""
-    return str(resolve_device(name))
+    """The torch device a ``--device`` names (auto: CUDA when there is one), or a one-line error."""
+    try:
+        return str(resolve_device(name))
+    except DeviceError as exc:
+        raise DeviceError(f"bad --device {str(name)[:60]!r}: {exc}") from None
 
 
 # ------------------------------------------------------------------------------------ progress

@@ -5,12 +5,12 @@ import argparse
 import sys
 from typing import Any
 
-import torch
-
 from ..analysis import compare, entry, format_verify, write_csv
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity, resolve_device
-from ..search import normalize_dataset
+from ..evaluation import get_fidelity
+from ..paths import output_file
+from ..search import MAX_SEEDS, normalize_dataset
+from ._common import SEED, device
 
 __all__ = ["add_parsers", "cmd_compare"]
 
@@ -19,20 +19,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     fid = get_fidelity(args.fidelity)
     if args.dataset is not None:
         fid = fid.replace(dataset=normalize_dataset(args.dataset))
-    if args.seeds < 1 or args.batch < 1:
-        raise ActsearchError(f"--seeds and --batch must be at least 1 (got {args.seeds}, {args.batch})")
-    try:
-        device = resolve_device(args.device)
-    except RuntimeError as exc:
-        raise ActsearchError(f"bad --device {args.device!r}: {exc}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ActsearchError(f"--device {args.device}: CUDA is not available here (use cpu or auto)")
+    if not (1 <= args.seeds <= MAX_SEEDS and 1 <= args.batch <= 4096):
+        raise ActsearchError(f"--seeds and --batch must be at least 1 (and at most {MAX_SEEDS} and 4096; got "
+                             f"{args.seeds}, {args.batch})")
+    dev = device(args.device)
+    if args.csv:
+        output_file(args.csv, "--csv", (".csv",))
     entries = [entry(e) for e in args.expr]
     seeds = [args.seed_base + j for j in range(args.seeds)]
     print(f"comparing {len(entries)} function(s) with ReLU and Swish: {len(seeds)} paired seeds {seeds} at "
           f"{fid.name} ({fid.describe()}) …", file=sys.stderr, flush=True)
-    records = compare(entries, fid, seeds, device=str(device), batch=args.batch)
+    records = compare(entries, fid, seeds, device=dev, batch=args.batch)
     print(format_verify(records))
     if args.csv:
         print(f"saved: {write_csv(records, args.csv)}")
@@ -49,7 +46,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--fidelity", required=True, help="fidelity preset: smoke | quick | standard | full | mnist …")
     s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's)")
     s.add_argument("--seeds", type=int, default=5, help="paired seeds (default 5)")
-    s.add_argument("--seed-base", type=int, default=0, help="first seed; seeds are S … S+N−1 (default 0)")
+    s.add_argument("--seed-base", type=SEED, default=0, help="first seed; seeds are S … S+N−1 (default 0)")
     s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")
     s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     s.add_argument("--csv", metavar="FILE", default=None, help="also write the table as CSV")

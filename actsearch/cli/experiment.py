@@ -9,6 +9,8 @@ from typing import Any
 
 from ..errors import ActsearchError
 from ..lecture import EXPERIMENTS, list_experiments, lookup, run_experiment
+from ..paths import output_dir
+from ._common import SEED
 
 __all__ = ["add_parsers", "cmd_experiment"]
 
@@ -24,11 +26,10 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         raise ActsearchError("give an experiment name (one of: " + ", ".join(EXPERIMENTS)
                              + ") or --list")
     exp = lookup(args.name)
+    out = output_dir(args.output or Path("results") / "lecture" / exp.name, "--output")
     t0 = time.perf_counter()
     print(f"running {exp.name}: {exp.summary}", flush=True)
-    result = run_experiment(exp.name, args.output, quick=args.quick, seed=args.seed,
-                            mnist_dir=args.mnist_dir)
-    out = Path(args.output) if args.output else Path("results") / "lecture" / exp.name
+    result = run_experiment(exp.name, out, quick=args.quick, seed=args.seed, mnist_dir=args.mnist_dir)
     print(f"\nfinding: {result.finding}")
     print(f"wrote {len(result.files) + 1} files to {out}/ in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     return 0
@@ -40,6 +41,6 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--list", action="store_true", help="list the experiments")
     s.add_argument("--output", metavar="DIR", help="output folder (default results/lecture/NAME)")
     s.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--mnist-dir", metavar="DIR", help="folder with MNIST IDX files")
     s.set_defaults(run=cmd_experiment)

@@ -5,7 +5,8 @@ import argparse
 from typing import Any
 
 from ..analysis import is_swish_like, nearest, swish_fit
-from ..expressions import CALLABLE, parse, plot_function
+from ..expressions import CALLABLE, PLOT_SUFFIXES, parse, plot_function
+from ..paths import output_file
 
 __all__ = ["add_parsers", "cmd_ops", "cmd_show"]
 
@@ -24,6 +25,8 @@ def cmd_ops(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    if args.plot:
+        output_file(args.plot, "--plot", PLOT_SUFFIXES)
     cand = parse(args.expr)
     canon = cand.canonical
     print(f"expression:   {canon.text}")

@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ActsearchError as exc:
-        print(f"actsearch: error: {exc}", file=sys.stderr)
+        print(f"actsearch: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("actsearch: interrupted", file=sys.stderr)
@@ -53,3 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError, AttributeError):  # not a real file: nothing to silence
             pass
         return 0
+    except OSError as exc:  # a path the checks up front could not foresee (a disk that filled, a race)
+        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
+        print(f"actsearch: error:{where} {_one_line(exc.strerror or str(exc))} (check the path and its "
+              "permissions)", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _one_line(text: str) -> str:
+    """A message as the one line bad input gets (a multi-line library message is joined)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or "(no message)"

@@ -14,10 +14,10 @@ from typing import Any
 import optuna
 
 from ..analysis import format_leaderboard, leaderboard, study_summary
-from ..errors import ActsearchError
-from ..search import (BUDGET_ATTR, RunConfig, SearchSettings, build_settings, free_port, resolve_storage,
+from ..search import (BUDGET_ATTR, MAX_SEEDS, RunConfig, SearchSettings, build_settings, free_port, resolve_storage,
                       run_distributed_worker, run_search, serve, stored_settings, study_name_for)
-from ._common import Progress, add_run_options, add_storage_option, device
+from ..paths import output_dir
+from ._common import PORT, SEED, Progress, add_run_options, add_storage_option, count, device
 
 __all__ = ["add_parsers", "cmd_search", "cmd_worker", "cmd_dashboard", "DEFAULT_TRIALS"]
 
@@ -35,8 +35,8 @@ def _settings(args: argparse.Namespace, url: str) -> tuple[str, SearchSettings]:
 
 
 def _run_config(args: argparse.Namespace, trials: int, workers: int) -> RunConfig:
-    if trials < 0 or workers < 0 or args.batch < 1:
-        raise ActsearchError("--trials and --workers must be ≥ 0, --batch ≥ 1")
+    if args.artifacts is not None:
+        output_dir(args.artifacts, "--artifacts")
     return RunConfig(trials=trials, workers=workers, batch=args.batch, pruner=args.pruner,
                      device=device(args.device), plots=not args.no_plots, artifacts=args.artifacts)
 
@@ -44,6 +44,7 @@ def _run_config(args: argparse.Namespace, trials: int, workers: int) -> RunConfi
 def cmd_search(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what matters
     url = resolve_storage(args.storage)
+    device(args.device)  # a bad --device fails before the storage is touched
     name, settings = _settings(args, url)
     if settings.multi_objective and args.pruner not in ("none", "median"):
         print("actsearch: note: pruning is off for nsga2 (Optuna cannot prune multi-objective trials)",
@@ -79,12 +80,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.trials is not None and args.trials < 0 or args.batch < 1:
-        raise ActsearchError("--trials must be ≥ 0 and --batch ≥ 1")
     url = resolve_storage(args.storage)
+    if args.artifacts is not None:
+        output_dir(args.artifacts, "--artifacts")
+    dev = device(args.device)
     progress = Progress(quiet=args.quiet)
     try:
-        r = run_distributed_worker(url, args.study, device=device(args.device), trials=args.trials,
+        r = run_distributed_worker(url, args.study, device=dev, trials=args.trials,
                                    batch=args.batch, pruner=args.pruner, plots=not args.no_plots,
                                    artifacts=args.artifacts, on_start=progress.start, on_trial=progress)
     except KeyboardInterrupt as exc:
@@ -100,6 +102,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    if args.artifacts is not None:
+        output_dir(args.artifacts, "--artifacts")
     try:
         serve(args.storage, host=args.host, port=args.port or free_port(args.host), artifacts=args.artifacts)
     except KeyboardInterrupt:  # Ctrl-C is how a dashboard is meant to stop
@@ -112,16 +116,16 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--space", default=None, help="space file or shipped space name (default: paper-1)")
     s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's, mnist1d)")
     s.add_argument("--fidelity", default=None, help="smoke | quick | standard | full (default: standard)")
-    s.add_argument("--trials", type=int, default=None,
+    s.add_argument("--trials", type=count(0), default=None,
                    help="number of trials (default: a few minutes' budget: 24 at standard, 48 at quick; exhaustive: all)")
     s.add_argument("--sampler", default=None, help="tpe | random | exhaustive | nsga2 | evolution (default: tpe)")
     add_storage_option(s)
     s.add_argument("--study", default=None, help="study name (default: derived from the options)")
-    s.add_argument("--workers", type=int, default=1,
+    s.add_argument("--workers", type=count(0, 256), default=1,
                    help="local worker processes (0: only create the study and its budget, for `actsearch worker`s)")
-    s.add_argument("--seed", type=int, default=None, help="sampler and training seed (default: 0)")
+    s.add_argument("--seed", type=SEED, default=None, help="sampler and training seed (default: 0)")
     s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
-    s.add_argument("--seeds", type=int, default=None, help="training seeds per candidate (default: 1)")
+    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=None, help="training seeds per candidate (default: 1)")
     s.add_argument("--cost", default=None, help="nsga2's cost objective: time | ops (default: time)")
     add_run_options(s)
     s.set_defaults(run=cmd_search)
@@ -130,7 +134,7 @@ def add_parsers(sub: Any) -> None:
     add_storage_option(s)
     s.add_argument("--study", required=True)
     s.add_argument("--device", default="auto")
-    s.add_argument("--trials", type=int, default=None,
+    s.add_argument("--trials", type=count(0), default=None,
                    help="at most this many trials from this worker (default: until the study's budget is used)")
     add_run_options(s)
     s.set_defaults(run=cmd_worker)
@@ -138,6 +142,6 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("dashboard", help="optuna-dashboard on the storage, with artifacts")
     add_storage_option(s)
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8080, help="port (0: any free port)")
+    s.add_argument("--port", type=PORT, default=8080, help="port (0: any free port)")
     s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: next to the storage)")
     s.set_defaults(run=cmd_dashboard)

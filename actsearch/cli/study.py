@@ -7,9 +7,11 @@ from typing import Any
 
 from ..analysis import export_top, format_leaderboard, format_verify, leaderboard, study_summary, verify
 from ..errors import ActsearchError
+from ..evaluation import get_fidelity
 from ..expressions import parse, write_module
-from ..search import load_study
-from ._common import add_storage_option, device
+from ..paths import output_file
+from ..search import MAX_SEEDS, load_study
+from ._common import add_storage_option, count, device
 
 __all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export"]
 
@@ -22,11 +24,13 @@ def cmd_top(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    dev = device(args.device)
     study = load_study(args.storage, args.study)
-    csv_path = args.csv or f"results/verify-{study.study_name}.csv"
+    csv_path = output_file(args.csv or f"results/verify-{study.study_name}.csv", "--csv", (".csv",))
+    get_fidelity(args.fidelity)  # a typo fails before the training
     print(f"verifying the top {args.k} of {study.study_name} with ReLU and Swish: {args.seeds} seeds at "
           f"{args.fidelity} fidelity …", file=sys.stderr, flush=True)
-    records = verify(study, args.k, args.seeds, args.fidelity, device=device(args.device), batch=args.batch,
+    records = verify(study, args.k, args.seeds, args.fidelity, device=dev, batch=args.batch,
                      csv_path=csv_path)
     print(format_verify(records))
     print(f"saved: {csv_path} and the study's user attribute 'verify'")
@@ -35,6 +39,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """The top K of ``--study``, or the ``--expr`` expressions (with ``--name`` s)."""
+    output_file(args.output, "--output", (".py",))
     if args.expr:
         cands = [parse(e) for e in args.expr]
         path = write_module(cands, args.output, names=args.name or None)
@@ -51,24 +56,24 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("top", help="leaderboard of a study")
     s.add_argument("--study", required=True)
     add_storage_option(s)
-    s.add_argument("--k", type=int, default=10)
+    s.add_argument("--k", type=count(1), default=10)
     s.set_defaults(run=cmd_top)
 
     s = sub.add_parser("verify", help="re-train the top K at higher fidelity over several seeds")
     s.add_argument("--study", required=True)
     add_storage_option(s)
-    s.add_argument("--k", type=int, default=5)
-    s.add_argument("--seeds", type=int, default=5)
+    s.add_argument("--k", type=count(1), default=5)
+    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=5)
     s.add_argument("--fidelity", default="full")
     s.add_argument("--device", default="auto")
-    s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")
+    s.add_argument("--batch", type=count(1, 4096), default=16, help="networks trained together (default 16)")
     s.add_argument("--csv", metavar="FILE", default=None, help="CSV output (default results/verify-STUDY.csv)")
     s.set_defaults(run=cmd_verify)
 
     s = sub.add_parser("export", help="write the top K (or given expressions) as a Python module")
     s.add_argument("--study", help="study to export from")
     add_storage_option(s)
-    s.add_argument("--k", type=int, default=3)
+    s.add_argument("--k", type=count(1), default=3)
     s.add_argument("--output", required=True, metavar="FILE.py")
     s.add_argument("--expr", action="append", default=[],
                    help="export this expression instead of a study's top K (repeatable)")

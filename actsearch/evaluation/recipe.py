@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..errors import UnknownFidelityError, did_you_mean
+from ..errors import DeviceError, UnknownFidelityError, did_you_mean
 from ._memory import retain_freed_memory
 from .data import Dataset, load_dataset
 from .models import ModelSpec
@@ -108,9 +108,25 @@ def get_fidelity(name: str | Fidelity) -> Fidelity:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when there is one) as a device this machine
+    has; anything else is a one-line :class:`~actsearch.errors.DeviceError`."""
+    name = str(device).strip().lower()
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"unknown device {str(device)[:60]!r}: use cpu, cuda, cuda:N or auto")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {name}: CUDA is not available here (torch {torch.__version__}); "
+                              "use cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                              f"cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+    return dev
 
 
 _DATASET_CACHE: dict[tuple[str, str], Dataset] = {}

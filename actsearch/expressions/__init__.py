@@ -17,7 +17,7 @@ from .export import export_source, write_module
 from .grammar import DEFAULT_SPACE, SPACES_DIR, Space, list_spaces, load_space, space_from_dict
 from .ops import EPS, OPS, PAPER_BINARY, PAPER_UNARY, Op, c_forms, torch_forms
 from .parser import MAX_DEPTH, MAX_LENGTH, parse
-from .plots import plot_function, plot_functions, pyplot, save_figure
+from .plots import PLOT_SUFFIXES, plot_function, plot_functions, pyplot, save_figure
 from .registry import ACTIVATIONS, CALLABLE, Activation, canonical_name, families, lookup, references, twin_names
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "Space", "load_space", "list_spaces", "space_from_dict", "SPACES_DIR", "DEFAULT_SPACE",
     "get_activation", "make_activation", "list_activations", "describe_activations", "resolve_activation_name",
     "activation_hint", "ActivationSpec",
-    "write_module", "export_source", "plot_function", "plot_functions", "pyplot", "save_figure",
+    "write_module", "export_source", "plot_function", "plot_functions", "pyplot", "save_figure", "PLOT_SUFFIXES",
 ]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..errors import ActsearchError, SpaceError
+from ..paths import read_text
 from .candidate import Candidate
 from .ops import OPS, PAPER_BINARY, PAPER_UNARY
 from .parser import parse
@@ -120,13 +121,16 @@ def list_spaces() -> list[Path]:
 
 
 def _resolve(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.is_file():
-        return p
-    for d in (SPACES_DIR, _PACKAGED_DIR):
-        candidate = d / f"{name_or_path}.toml"
-        if candidate.is_file():
-            return candidate
+    try:
+        p = Path(name_or_path)
+        if p.is_file():
+            return p
+        for d in (SPACES_DIR, _PACKAGED_DIR):
+            candidate = d / f"{name_or_path}.toml"
+            if candidate.is_file():
+                return candidate
+    except (OSError, ValueError) as exc:  # a NUL byte, a name too long …
+        raise SpaceError(f"no space file {str(name_or_path)[:200]!r} ({getattr(exc, 'strerror', None) or exc})") from None
     known = ", ".join(f.stem for f in list_spaces())
     raise SpaceError(f"no space file {str(name_or_path)!r} (a path, or one of: {known})")
 
@@ -135,9 +139,10 @@ def load_space(name_or_path: str | Path = DEFAULT_SPACE) -> Space:
     """Load a space file by path or by the name of a shipped space (``paper-1``, ``tiny`` …)."""
     path = _resolve(name_or_path)
     where = str(path)
+    text = read_text(path, "space file", limit=1 << 20)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise SpaceError(f"{where}: not valid TOML: {exc}") from None
     return space_from_dict(data, where)
 
@@ -206,8 +211,8 @@ def _inputs(spec: Any, units: int, fail: Any) -> tuple[tuple[str, ...], ...]:
         for v in ins:
             if v == "x":
                 continue
-            if not (v.startswith("u") and v[1:].isdigit()):
-                raise fail(f"units[{i}].inputs", f"{v!r} is neither 'x' nor a unit like 'u1'")
+            if not (v.startswith("u") and v[1:].isdigit() and v == f"u{int(v[1:])}" and int(v[1:]) >= 1):
+                raise fail(f"units[{i}].inputs", f"{v!r} is neither 'x' nor a unit like 'u1' (units count from 1)")
             if int(v[1:]) >= i:
                 raise fail(f"units[{i}].inputs", f"unit {i} reads {v}: that is a cycle "
                            "(a unit may read only x and earlier units)")

@@ -19,11 +19,13 @@ from ..errors import ParseError
 from .candidate import X, Candidate, beta_symbol
 from .registry import CALLABLE, lookup
 
-__all__ = ["parse", "MAX_LENGTH", "MAX_DEPTH"]
+__all__ = ["parse", "MAX_LENGTH", "MAX_DEPTH", "FLOAT32_MAX"]
 
 MAX_LENGTH = 1000  # characters: a real activation is a few dozen
 MAX_DEPTH = 40  # nesting of the expression tree
 MAX_EXPONENT = 16.0  # x**e with |e| above this is an overflow, not an activation
+#: The largest float32: a candidate trains in float32, so a constant beyond it is inf there.
+FLOAT32_MAX = 3.4028234663852886e38
 _BETA = re.compile(r"^(beta|β)(\d{0,3})$")
 _CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
 # On a constant the safe domain is not needed, and sympy's own text (sqrt(2), log(2)) must read
@@ -183,4 +185,27 @@ def parse(text: str) -> Candidate:
         raise ParseError(f"cannot parse {text!r}: {exc or type(exc).__name__}") from None
     if not isinstance(expr, sp.Expr) or expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):
         raise ParseError(f"cannot parse {text!r}: it is not a finite real function of x")
+    _check_constants(expr, text)
     return Candidate(expr, builder.betas, source=text)
+
+
+def _check_constants(expr: sp.Expr, text: str) -> None:
+    """Every constant part (a subtree without x or β) must be a finite float32 number: exp(999999)
+    parses as a number, but in float32 — what the candidate trains in and prints to — it is inf."""
+    walk = sp.preorder_traversal(expr)
+    for sub in walk:
+        if sub.free_symbols or not isinstance(sub, sp.Expr):
+            continue
+        walk.skip()  # a constant's own parts need no second look
+        try:
+            value = complex(sp.N(sub, 17))
+        except (OverflowError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+            value = complex(math.inf)
+        if not (math.isfinite(value.real) and abs(value.real) <= FLOAT32_MAX):
+            raise ParseError(f"cannot parse {text!r}: the constant {_short(sub)} is not a finite float32 number "
+                             f"(|c| ≤ {FLOAT32_MAX:.3g}); write the function with constants in range")
+
+
+def _short(e: sp.Expr) -> str:
+    s = str(e)
+    return s if len(s) <= 40 else s[:37] + "…"

@@ -8,7 +8,10 @@ import torch
 
 from .candidate import Candidate
 
-__all__ = ["plot_function", "plot_functions", "pyplot", "save_figure"]
+__all__ = ["plot_function", "plot_functions", "pyplot", "save_figure", "PLOT_SUFFIXES"]
+
+#: File types a plot may be written as (matplotlib's Agg backend writes them without extra packages).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
 def pyplot() -> Any:

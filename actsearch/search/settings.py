@@ -19,9 +19,14 @@ from ..evaluation import Fidelity, get_fidelity, list_datasets
 from ..expressions import Space, load_space, space_from_dict
 from .samplers import COSTS, SAMPLERS
 
-__all__ = ["SearchSettings", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
+__all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
            "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "build_settings", "normalize_dataset"]
 
+#: Seeds are 0 … MAX_SEED: a worker's sampler stream adds 7919 × (its index ≤ 250,000) and numpy's
+#: RandomState takes seeds below 2³².
+MAX_SEED = 2**31 - 1
+#: Training seeds per candidate, at most.
+MAX_SEEDS = 1000
 #: Study user attribute holding :class:`SearchSettings` — all a worker needs besides storage+name.
 SETTINGS_ATTR = "actsearch_settings"
 #: Study user attribute: the total number of trials the study may count (:func:`actsearch.search.trials.counted`).
@@ -138,6 +143,8 @@ def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = 
     settings = SearchSettings(space=base["space"], dataset=dataset, fidelity=fid.name, sampler=base["sampler"],
                               seed=int(base["seed"]), seeds=int(base["seeds"]), cost=base["cost"],
                               space_def=base["space_def"])
-    if settings.seeds < 1:
-        raise ActsearchError(f"--seeds must be at least 1, got {settings.seeds}")
+    if not 1 <= settings.seeds <= MAX_SEEDS:
+        raise ActsearchError(f"--seeds must be from 1 to {MAX_SEEDS}, got {settings.seeds}")
+    if not 0 <= settings.seed <= MAX_SEED:
+        raise ActsearchError(f"--seed must be from 0 to {MAX_SEED}, got {settings.seed}")
     return settings

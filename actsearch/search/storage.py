@@ -32,6 +32,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartb
 from optuna.storages.journal import JournalFileBackend
 
 from ..errors import ActsearchError, StudyNotFoundError
+from ..paths import output_dir
 from ._signals import sigint_deferred
 from .settings import SETTINGS_ATTR, SearchSettings
 
@@ -72,6 +73,36 @@ def _file_of(url: str) -> Path | None:
     return None
 
 
+#: The first bytes of every SQLite 3 database file.
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _check_file_storage(url: str) -> Path | None:
+    """The file a SQLite or journal URL names, checked: a path (not in-memory, not a folder), in a
+    folder that can be written, holding a database of that kind if it exists. None for a server."""
+    if url.startswith("sqlite") and _file_of(url) is None:
+        raise ActsearchError(f"{url!r} is an in-memory SQLite database, which no other command or worker can "
+                             "see: give a file, e.g. --storage results/actsearch.db")
+    if url.startswith("journal:") and not url[len("journal:"):].strip():
+        raise ActsearchError(f"{url!r} names no file: write journal:PATH (e.g. journal:results/journal.log)")
+    path = _file_of(url)
+    if path is None:
+        return None
+    kind = "journal file" if url.startswith("journal:") else "SQLite database"
+    if path.exists() and not path.is_file():
+        raise ActsearchError(f"storage {path} is not a file (a folder?): give the {kind}'s file name")
+    output_dir(path.parent, f"the folder of storage {path}")
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb") as fh:
+            head = fh.read(len(_SQLITE_MAGIC))
+        if kind == "SQLite database" and head != _SQLITE_MAGIC:
+            raise ActsearchError(f"{path} is not an SQLite database: give another --storage (a new file is "
+                                 "created), or journal:PATH for a journal file")
+        if kind == "journal file" and not head.lstrip().startswith(b"{"):
+            raise ActsearchError(f"{path} is not an Optuna journal file: give another --storage")
+    return path
+
+
 def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
     """An Optuna storage for ``url`` configured for several local writers (see module doc).
 
@@ -79,13 +110,16 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
     in ``--storage`` should say "no such storage", not "no such study".
     """
     url = resolve_storage(url)
-    path = _file_of(url)
+    path = _check_file_storage(url)
     if path is not None and not create and not path.exists():
         raise StudyNotFoundError(f"no storage at {path} (run `actsearch search` first, or pass --storage URL)")
     if url.startswith("journal:"):
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            return JournalStorage(JournalFileBackend(str(path)))
+        except (OSError, ValueError) as exc:
+            raise ActsearchError(f"cannot open journal storage {path}: {exc}") from None
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         if path is not None:

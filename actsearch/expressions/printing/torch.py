@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import keyword
+import math
 import linecache
 import re
 import weakref
@@ -82,9 +83,14 @@ class TorchPrinter:
 
     @staticmethod
     def _number(e: sp.Expr) -> str:
-        value = complex(sp.N(e, 17))
+        try:
+            value = complex(sp.N(e, 17))
+        except (OverflowError, ValueError, TypeError) as exc:
+            raise CompileError(f"the constant {e} has no float value ({type(exc).__name__})") from None
         if value.imag != 0:
             raise CompileError(f"complex constant {e} in the expression")
+        if not math.isfinite(value.real):  # `inf` / `nan` would be bare names in the source
+            raise CompileError(f"the constant {e} is not finite ({value.real})")
         return repr(float(value.real))
 
     def _print_Add(self, e: sp.Add) -> str:

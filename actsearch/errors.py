@@ -28,6 +28,7 @@ __all__ = [
     "DeviceError",
     "CandidateFailed",
     "did_you_mean",
+    "one_line",
 ]
 
 
@@ -42,6 +43,13 @@ def did_you_mean(name: str, known: Iterable[str], *, n: int = 3, cutoff: float =
     close = difflib.get_close_matches(name, list(known), n=n, cutoff=cutoff)
     close = list(dict.fromkeys(canonical(c) for c in close) if canonical else dict.fromkeys(close))
     return f"; did you mean {sep.join(repr(c) for c in close)}?" if close else ""
+
+
+def one_line(text: str) -> str:
+    """A message as the one line bad input gets: lines joined, and every character that is not
+    printable (a newline, NEL, a line separator, a control character inside user input) escaped."""
+    joined = " ".join(part.strip() for part in text.splitlines() if part.strip()) or "(no message)"
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in joined)
 
 
 class ActsearchError(Exception):

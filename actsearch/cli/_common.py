@@ -9,7 +9,7 @@ from typing import Any, Callable, NoReturn, TextIO
 
 from optuna.trial import TrialState
 
-from ..errors import DeviceError
+from ..errors import DeviceError, one_line
 from ..evaluation import resolve_device
 from ..search import MAX_SEED, trial_kind
 
@@ -23,7 +23,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (the SPEC's rule for bad input)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
 
 
 def count(minimum: int, maximum: int | None = None) -> Callable[[str], int]:

@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 from .._version import __version__
-from ..errors import ActsearchError
+from ..errors import ActsearchError, one_line
 from . import compare, experiment, expressions, rediscover, search, study
 from ._common import EXIT_USAGE, Parser
 
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args) or 0)
     except ActsearchError as exc:
-        print(f"actsearch: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"actsearch: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("actsearch: interrupted", file=sys.stderr)
@@ -54,12 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return 0
     except OSError as exc:  # a path the checks up front could not foresee (a disk that filled, a race)
-        where = f" {exc.filename}:" if getattr(exc, "filename", None) else ""
-        print(f"actsearch: error:{where} {_one_line(exc.strerror or str(exc))} (check the path and its "
-              "permissions)", file=sys.stderr)
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print("actsearch: error: " + one_line(f"{where}{exc.strerror or exc} (check the path and its permissions)"),
+              file=sys.stderr)
         return EXIT_USAGE
 
-
-def _one_line(text: str) -> str:
-    """A message as the one line bad input gets (a multi-line library message is joined)."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip()) or "(no message)"

@@ -125,9 +125,10 @@ class Progress:
         self.kinds[trial_kind(t)] += 1
         if t.state == TrialState.COMPLETE:
             self._consider(t)
+        self.total = max(self.total, self.done)  # queued retries come on top of the run's own trials
         elapsed = time.perf_counter() - self.t0
         # A batch's trials are told together: rate = elapsed per *batch*, not per first trial told.
-        finished = min(self.total, -(-self.done // self.span) * self.span)
+        finished = max(1, min(self.total, -(-self.done // self.span) * self.span))
         eta = elapsed / finished * max(0, self.total - finished)
         best = f"best {self.best[0]:.4f} {self.best[1][:40]}" if self.best else "best —"
         counts = ", ".join(f"{v} {k}" for k, v in self.kinds.items() if v)

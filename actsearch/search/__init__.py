@@ -13,7 +13,7 @@ from ._signals import sigint_deferred, sigint_ignored
 from .batch import Batch, Item, OnTrial, Reporter, has_heartbeats
 from .dashboard import free_port, serve
 from .driver import RunConfig, open_study, run_search, run_worker
-from .references import REFERENCE_SEARCH_LIMIT, reference_candidates, setup_references
+from .references import REFERENCE_SEARCH_LIMIT, drop_duplicate_references, reference_candidates, setup_references
 from .samplers import (COSTS, PRUNERS, SAMPLERS, EvolutionSampler, ExhaustiveSampler, activation_cost, make_pruner,
                        make_sampler, population_seeds, seed_for_worker)
 from .settings import (BUDGET_ATTR, DEFAULTS, MAX_SEED, MAX_SEEDS, EVALUATED_FAILURES, REFERENCES_ATTR, SETTINGS_ATTR, SearchSettings,
@@ -35,7 +35,7 @@ __all__ = [
     "activation_cost", "population_seeds", "seed_for_worker",
     "Batch", "Item", "Reporter", "OnTrial", "has_heartbeats",
     "RunConfig", "open_study", "run_search", "run_worker",
-    "REFERENCE_SEARCH_LIMIT", "reference_candidates", "setup_references",
+    "REFERENCE_SEARCH_LIMIT", "drop_duplicate_references", "reference_candidates", "setup_references",
     "BudgetState", "Heartbeat", "budget_state", "cleanup_run", "counted", "evaluated_keys", "over_budget",
     "replaced_numbers",
     "OnStart", "WorkerResult", "check_compatible", "requeue", "run_distributed_worker", "trial_kind",

@@ -42,9 +42,12 @@ def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_tr
                batch: int = 8, device: str = "cpu", store: Any = None, run_id: str = "",
                plots: bool = True, on_trial: OnTrial | None = None, poll: float = 1.0,
                budget: bool = True, wait_running: bool = False) -> int:
-    """Ask/evaluate/tell up to ``n_trials`` trials in batches of ``batch``; returns how many were asked.
+    """Ask/evaluate/tell up to ``n_trials`` new trials in batches of ``batch``, and every queued one;
+    returns how many were asked.
 
-    ``budget``: also stop when the study's budget (user attribute ``budget``, shared by every
+    Queued (WAITING) trials — the references a new study enqueues, the retries of a dead worker's
+    trials — are taken first and always, whatever ``n_trials`` (the budget counts them already):
+    a resumed study never strands a retry. ``budget``: also stop when the study's budget (user attribute ``budget``, shared by every
     worker) is used: before each batch a worker asks at most the room left, and after asking it
     fails any trial that lost a race for the last places (``status`` "over_budget", uncounted).
     ``wait_running``: when the budget is used but other workers' trials still run, wait (polling
@@ -66,18 +69,24 @@ def run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_tr
 def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_trials: int, *,
                 batch: int, device: str, store: Any, run_id: str, plots: bool, on_trial: OnTrial | None,
                 poll: float, budget: bool, wait_running: bool) -> int:
-    asked = 0
-    waiting: list[Item] = []
+    asked = 0  # trials this worker asked …
+    new_asked = 0  # … of which new ones (not taken from the study's queue of WAITING trials)
+    waiting: list[Item] = []  # asked trials waiting for an equivalent one another worker runs
     sampler = study.sampler
     while True:
-        optuna.storages.fail_stale_trials(study)
-        room = 0 if getattr(sampler, "exhausted", False) else n_trials - asked
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trials come back as WAITING retries
         state = budget_state(study) if budget else None
-        if state is not None and state.room is not None:
-            room = min(room, state.room)
+        queued = _waiting_numbers(study)
+        # New trials: this run's share, within the study's budget. Queued trials (references, retries
+        # of a dead worker's trials) are already counted in the budget: always taken, whatever the
+        # share, so no retry is stranded.
+        room = 0 if getattr(sampler, "exhausted", False) else n_trials - new_asked
+        if state is not None and state.budget is not None:
+            room = min(room, state.budget - state.counted)
+        room = max(0, room) + len(queued)
         if room <= 0 and not waiting:
             if (wait_running and state is not None and state.budget is not None and state.running
-                    and asked < n_trials and has_heartbeats(study)):
+                    and new_asked < n_trials and has_heartbeats(study)):
                 time.sleep(poll)  # others' trials still run: one may die and come back as WAITING
                 continue
             break
@@ -88,9 +97,12 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
             with Heartbeat(study, lambda: [i.trial._trial_id for i in b.items if not i.done]):
                 new: list[Item] = []
                 while room > 0 and len([i for i in b.items if i.wait_for is None]) < batch:
-                    new.append(b.ask())
+                    item = b.ask()
                     asked += 1
                     room -= 1
+                    if item.trial.number not in queued:
+                        new_asked += 1
+                        new.append(item)
                     if getattr(sampler, "exhausted", False):
                         break
                 if new and state is not None and state.budget is not None:
@@ -109,6 +121,11 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
         if waiting and all(i.wait_for is not None for i in b.items if not i.done) and room <= 0:
             time.sleep(poll)
     return asked
+
+
+def _waiting_numbers(study: optuna.Study) -> set[int]:
+    """Numbers of the study's WAITING trials: enqueued references and re-queued retries."""
+    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
 
 
 # ----------------------------------------------------------------------------------------- run

@@ -73,10 +73,6 @@ def _file_of(url: str) -> Path | None:
     return None
 
 
-#: The first bytes of every SQLite 3 database file.
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-
-
 def _check_file_storage(url: str) -> Path | None:
     """The file a SQLite or journal URL names, checked: a path (not in-memory, not a folder), in a
     folder that can be written, holding a database of that kind if it exists. None for a server."""
@@ -92,13 +88,13 @@ def _check_file_storage(url: str) -> Path | None:
     if path.exists() and not path.is_file():
         raise ActsearchError(f"storage {path} is not a file (a folder?): give the {kind}'s file name")
     output_dir(path.parent, f"the folder of storage {path}")
-    if path.is_file() and path.stat().st_size:
+    # A journal's first bytes are read here; a SQLite file is checked by SQLite itself (_enable_wal):
+    # closing any other descriptor of a database this process holds open drops SQLite's POSIX locks
+    # on it (sqlite.org/howtocorrupt.html, 2.2) — seen here as "database disk image is malformed".
+    if kind == "journal file" and path.is_file() and path.stat().st_size:
         with path.open("rb") as fh:
-            head = fh.read(len(_SQLITE_MAGIC))
-        if kind == "SQLite database" and head != _SQLITE_MAGIC:
-            raise ActsearchError(f"{path} is not an SQLite database: give another --storage (a new file is "
-                                 "created), or journal:PATH for a journal file")
-        if kind == "journal file" and not head.lstrip().startswith(b"{"):
+            head = fh.read(64)
+        if not head.lstrip().startswith(b"{"):
             raise ActsearchError(f"{path} is not an Optuna journal file: give another --storage")
     return path
 
@@ -275,6 +271,9 @@ def _enable_wal(path: Path) -> None:
     con = sqlite3.connect(str(path), timeout=60)
     try:
         con.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:  # "file is not a database" …
+        raise ActsearchError(f"{path} is not a usable SQLite database ({exc}): give another --storage (a new "
+                             "file is created), or journal:PATH for a journal file") from None
     finally:
         con.close()
 

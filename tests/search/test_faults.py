@@ -1,0 +1,126 @@
+"""Faults (issue 13): processes SIGKILLed at random moments, retries a resumed study must train,
+references enqueued by two processes at once. After every fault the study must be whole: no
+COMPLETE trial lost, none counted twice, nothing left RUNNING or WAITING, the budget exactly met.
+SQLite here; PostgreSQL where ACTSEARCH_TEST_POSTGRES_URL names a server (.ci/postgres)."""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from actsearch.cli import main
+from actsearch.search import counted, drop_duplicate_references, load_study, replaced_numbers
+from tests.search.test_distributed import ENV, SLOW, _check_once, _create, _finish, _start, pg_url  # noqa: F401
+
+SEARCH = ["search", "--no-plots", "--quiet", "--device", "cpu", "--pruner", "none", "--batch", "2"]
+
+
+def _slow(argv: list[str], seconds: float, cwd: Path) -> subprocess.Popen:
+    """An actsearch process whose every population sleeps ``seconds`` before training."""
+    return subprocess.Popen([sys.executable, "-c", SLOW, str(seconds), *argv], cwd=cwd, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _complete(url: str, name: str) -> set[int]:
+    return {t.number for t in load_study(url, name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+
+
+def _url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    return f"sqlite:///{tmp_path}/f.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_ten_kills_at_random_moments_lose_nothing(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`actsearch worker` and `actsearch search --trials 0` (which trains only what the study has
+    queued) SIGKILLed at 10 seeded random moments — in start-up, mid-training, in the bookkeeping;
+    then one worker resumes the study to its end."""
+    url, budget = _url(backend, tmp_path, request), 14
+    _create(url, "f", budget, tmp_path)
+    rng = random.Random(20261201)
+    done: set[int] = set()
+    kills = 0
+    for _ in range(10):
+        command = ["worker", "--batch", "2", "--no-plots", "--quiet", "--device", "cpu", "--pruner", "none"]
+        if rng.random() < 0.4:
+            command = [*SEARCH, "--trials", "0"]
+        p = _slow([*command, "--storage", url, "--study", "f"], 1.0, tmp_path)
+        time.sleep(rng.uniform(1.0, 6.0))
+        if p.poll() is None:
+            p.kill()
+            kills += 1
+        p.communicate(timeout=30)
+        now = _complete(url, "f")
+        assert done <= now, f"COMPLETE trials lost: {sorted(done - now)}"
+        done = now
+    assert kills >= 8, f"only {kills} of 10 processes were still running when killed"
+    _finish([_start(url, "f", tmp_path)], timeout=240)  # waits out the grace period, trains the retries
+    trials = _check_once(url, "f", budget)
+    assert done <= {t.number for t in trials if t.state == TrialState.COMPLETE}
+
+
+@pytest.mark.slow
+def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) -> None:
+    """SIGKILL mid-trial, then the same search again with --trials 0: the stale trial comes back as
+    a WAITING retry, which that run trains (it used to stay WAITING, counted and untrained)."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    argv = [*SEARCH, "--storage", url, "--study", "r", "--space", "tiny", "--fidelity", "smoke", "--sampler",
+            "random", "--trials", "4"]
+    p = _slow(argv, 30.0, tmp_path)  # the first population sleeps: killed in the middle of it
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            if load_study(url, "r").get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                break
+        except Exception:  # not created yet
+            continue
+    p.kill()
+    p.communicate(timeout=30)
+    time.sleep(5)  # > the 4 s grace period: the next opener finds the trials stale
+    out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    study = load_study(url, "r")
+    states = [t.state for t in study.get_trials()]
+    assert TrialState.WAITING not in states and TrialState.RUNNING not in states, states
+    assert any(t.system_attrs.get("retry_history") and t.state == TrialState.COMPLETE for t in study.get_trials())
+
+
+def test_references_enqueued_twice_are_counted_once(tmp_path: Path) -> None:
+    """Two processes that set up a new study at the same moment both enqueue the references; the
+    lowest trial number of each wins — the same in every process — and the others are failed,
+    uncounted, before anyone asks (the deterministic half of the race)."""
+    url = f"sqlite:///{tmp_path}/d.db"
+    study = optuna.create_study(study_name="d", storage=url)
+    for _ in range(2):  # process A's enqueues, then process B's
+        for name in ("relu", "swish", "tanh"):
+            study.enqueue_trial({"u1_unary1": name}, user_attrs={"reference": name})
+    assert drop_duplicate_references(study) == 3
+    assert drop_duplicate_references(study) == 0  # and again in the other process: nothing more
+    trials = study.get_trials()
+    kept = [t for t in trials if counted(t, replaced_numbers(trials))]
+    assert [(t.number, t.user_attrs["reference"]) for t in kept] == [(0, "relu"), (1, "swish"), (2, "tanh")]
+    assert all(t.user_attrs["status"] == "duplicate_reference" for t in trials[3:])
+
+
+@pytest.mark.slow
+def test_two_searches_started_at_once_train_each_reference_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/two.db"
+    argv = [*SEARCH, "--storage", url, "--study", "two", "--space", "tiny", "--fidelity", "smoke", "--sampler",
+            "random", "--trials", "6"]
+    procs = [subprocess.Popen([sys.executable, "-m", "actsearch", *argv], cwd=tmp_path, env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    _finish(procs, timeout=180)
+    trials = load_study(url, "two").get_trials()
+    used = [t for t in trials if counted(t, replaced_numbers(trials))]
+    refs = [t.user_attrs["reference"] for t in used if t.user_attrs.get("reference")]
+    assert sorted(refs) == sorted(set(refs)) and refs, refs  # each in-space reference trained once
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert main(["top", "--storage", url, "--study", "two"]) == 0

@@ -63,3 +63,24 @@ def test_distances_are_sorted_and_cover_every_family() -> None:
 def test_degenerate_function_does_not_crash() -> None:
     m = nearest(parse("x - x + 0*x"))  # identically 0: no family explains it
     assert m.distance == math.inf
+
+
+@pytest.mark.parametrize("beta", [0.8, 1.7])
+def test_a_point_reflected_swish_is_swish_like_and_says_so(beta: float) -> None:
+    """−f(−x) computes the same network functions as f (negate the weights before and after): the
+    reflection of x·σ(βx) is x·σ(−βx), which one-sided analysis calls not Swish-like."""
+    cand = parse(f"x*sigmoid(-{beta}*x)")
+    fit = swish_fit(cand)
+    assert fit.reflected and fit.beta == pytest.approx(beta, abs=0.05) and fit.distance < 1e-3
+    assert is_swish_like(cand) and not is_swish_like(cand, reflect=False)
+    assert "as −f(−x)" in str(nearest(cand))
+    # the reflection's own values: −f(−x) on the grid
+    x = torch.linspace(-5, 5, 1001, dtype=torch.float64)
+    assert torch.allclose(-cand.evaluate(-x), x * torch.sigmoid(beta * x), atol=1e-12)
+
+
+def test_reflection_keeps_a_function_that_fits_as_it_is() -> None:
+    assert not swish_fit(parse("x*sigmoid(1.5*x)")).reflected  # a tie goes to f itself
+    assert not nearest(parse("tanh(x)")).reflected  # odd: its own reflection
+    m = nearest(parse("min(x, 0)"))  # −min(−x, 0) = max(x, 0)
+    assert m.name == "relu" and m.reflected and m.distance < 1e-9

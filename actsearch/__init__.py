@@ -18,9 +18,16 @@ below are loaded on first use.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
 
-from torch import nn
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning on a CPU another
+# process needs (a 2-thread population beside one busy process: 2.6x slower spinning; see
+# actsearch/evaluation/_threads.py). A value the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from typing import Any  # noqa: E402
+
+from torch import nn  # noqa: E402
 
 from ._version import __version__
 from .errors import (

@@ -10,10 +10,10 @@ from typing import Any, Callable, NoReturn, TextIO
 from optuna.trial import TrialState
 
 from ..errors import DeviceError, one_line
-from ..evaluation import resolve_device
+from ..evaluation import THREADS_ENV, resolve_device
 from ..search import MAX_SEED, trial_kind
 
-__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "device", "Progress", "count", "amount",
+__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "device", "Progress", "count", "amount",
            "SEED", "PORT"]
 
 EXIT_USAGE = 2
@@ -75,6 +75,13 @@ def add_run_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: artifacts/ next to the storage)")
     s.add_argument("--no-plots", action="store_true", help="do not upload an f/f' plot per trial")
     s.add_argument("--quiet", action="store_true", help="no progress line")
+    add_threads_option(s)
+
+
+def add_threads_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--threads", type=count(1, 1024), default=None, metavar="N",
+                   help=f"training threads (default: the CPUs other processes leave free, re-checked while "
+                        f"training; also ${THREADS_ENV})")
 
 
 def device(name: str) -> str:

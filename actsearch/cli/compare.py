@@ -10,7 +10,7 @@ from ..errors import ActsearchError
 from ..evaluation import get_fidelity
 from ..paths import output_file
 from ..search import MAX_SEEDS, normalize_dataset
-from ._common import SEED, device
+from ._common import add_threads_option, SEED, device
 
 __all__ = ["add_parsers", "cmd_compare"]
 
@@ -50,4 +50,5 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")
     s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     s.add_argument("--csv", metavar="FILE", default=None, help="also write the table as CSV")
+    add_threads_option(s)
     s.set_defaults(run=cmd_compare)

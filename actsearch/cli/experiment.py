@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ActsearchError
 from ..lecture import EXPERIMENTS, list_experiments, lookup, run_experiment
 from ..paths import output_dir
-from ._common import SEED
+from ._common import add_threads_option, SEED
 
 __all__ = ["add_parsers", "cmd_experiment"]
 
@@ -43,4 +43,5 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
     s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--mnist-dir", metavar="DIR", help="folder with MNIST IDX files")
+    add_threads_option(s)
     s.set_defaults(run=cmd_experiment)

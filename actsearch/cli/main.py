@@ -14,6 +14,7 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import ActsearchError, one_line
+from ..evaluation import THREADS_ENV
 from . import compare, experiment, expressions, rediscover, search, study
 from ._common import EXIT_USAGE, Parser
 
@@ -39,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "run", None) is None:
         parser.print_help()
         return EXIT_USAGE
+    if getattr(args, "threads", None) is not None:  # the trainers (and local worker processes) read it
+        os.environ[THREADS_ENV] = str(args.threads)
     try:
         return int(args.run(args) or 0)
     except ActsearchError as exc:

@@ -11,7 +11,7 @@ import optuna
 from ..analysis import RediscoverOptions, rediscover, transfer_only
 from ..paths import output_dir
 from ..search import MAX_SEEDS
-from ._common import SEED, Progress, amount, count, device
+from ._common import SEED, Progress, add_threads_option, amount, count, device
 
 __all__ = ["add_parsers", "cmd_rediscover"]
 
@@ -77,5 +77,6 @@ def add_parsers(sub: Any) -> None:
                         "populations of 2-D CNNs were slower per network)")
     s.add_argument("--strict", action="store_true", help="exit status 3 when the verdict is no")
     s.add_argument("--quiet", action="store_true", help="no progress line")
+    add_threads_option(s)
     s.set_defaults(run=cmd_rediscover)
 

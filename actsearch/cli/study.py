@@ -11,7 +11,7 @@ from ..evaluation import get_fidelity
 from ..expressions import parse, write_module
 from ..paths import output_file
 from ..search import MAX_SEEDS, load_study
-from ._common import add_storage_option, count, device
+from ._common import add_threads_option, add_storage_option, count, device
 
 __all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export"]
 
@@ -68,6 +68,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--batch", type=count(1, 4096), default=16, help="networks trained together (default 16)")
     s.add_argument("--csv", metavar="FILE", default=None, help="CSV output (default results/verify-STUDY.csv)")
+    add_threads_option(s)
     s.set_defaults(run=cmd_verify)
 
     s = sub.add_parser("export", help="write the top K (or given expressions) as a Python module")

@@ -9,6 +9,7 @@ on CPU (:mod:`.kernels`). Results are :class:`TrainResult` s (:mod:`.results`).
 from __future__ import annotations
 
 from ._memory import retain_freed_memory
+from ._threads import CHECK_EVERY, LIMIT_ENV, THREADS_ENV, ThreadPolicy, busy_elsewhere, usable_cpus
 from .data import Dataset, cache_dir, list_datasets, load_dataset, read_idx
 from .init import fans, init_weight_, initialize_, list_initializers
 from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
@@ -27,5 +28,5 @@ __all__ = [
     "batch_order", "make_optimizer", "lr_at", "checkpoints",
     "TrainResult", "mean_std", "overall_status", "summarize",
     "train_one", "train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",
-    "activation_units", "fusion_pays", "retain_freed_memory",
+    "activation_units", "fusion_pays", "retain_freed_memory", "ThreadPolicy", "THREADS_ENV", "LIMIT_ENV", "CHECK_EVERY", "usable_cpus", "busy_elsewhere",
 ]

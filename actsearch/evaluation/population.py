@@ -27,6 +27,7 @@ import torch
 
 from ..expressions import ActivationSpec
 from . import _backprop
+from ._threads import ThreadPolicy
 from ._stack import StackedNet
 from .data import Dataset
 from .kernels import population_kernel
@@ -179,9 +180,10 @@ def train_population(
         batches.keep(keep)
         alive = [alive[pos] for pos in keep]
 
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), ThreadPolicy() as threads:
         torch.manual_seed(seeds[0])  # dropout masks for the stack
         while step < fid.steps and alive:
+            threads.adapt()
             idx = batches.next().to(dev, non_blocking=True)  # (K, B)
             flat = idx.reshape(-1)  # index_select: a row copy, 2x faster than indexing with (K, B)
             losses = loss_and_grads(net, data.x_train.index_select(0, flat).view(*idx.shape, *data.input_shape),

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..expressions import ActivationSpec
+from ._threads import ThreadPolicy
 from .data import Dataset
 from .models import build_model
 from .recipe import Fidelity, batch_order, checkpoints, lr_at, make_optimizer, prepare
@@ -64,9 +65,10 @@ def train_one(
     loss_f: torch.Tensor | None = None
     status, reason, step = "ok", None, 0
     model.train()
-    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), ThreadPolicy() as threads:
         torch.manual_seed(seed)  # dropout masks
         while step < fid.steps:
+            threads.adapt()
             idx = next(order).to(dev, non_blocking=True)
             # reduction="none" then mean: the same reduction kernel the population engine uses per
             # member, so the two engines agree bitwise on the loss (CE's built-in mean sums differently).

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import optuna
-import torch
 from joblib import Parallel, delayed
 from optuna.trial import TrialState
 
+from ..evaluation import LIMIT_ENV, usable_cpus
 from ..expressions import Space
 from ._signals import sigint_ignored
 from .batch import Batch, Item, OnTrial, has_heartbeats
@@ -159,8 +159,8 @@ def open_study(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
 
 def _worker_job(url: str, name: str, cfg: RunConfig, trials: int, worker: int) -> int:
     """One local worker process (joblib/loky): its own storage connection and sampler stream."""
-    torch_threads = max(1, (os.cpu_count() or 1) // max(1, cfg.workers))
-    torch.set_num_threads(torch_threads)
+    # The processes share the CPUs: each trains on at most its share (ThreadPolicy reads the limit).
+    os.environ[LIMIT_ENV] = str(max(1, usable_cpus() // max(1, cfg.workers)))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study, settings, space, _ = open_study(url, name, None, cfg, worker)
     return run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,

@@ -128,13 +128,22 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
             engine_kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
     interval, grace = heartbeat_settings()
     try:
-        with warnings.catch_warnings():  # heartbeats and their retry callback are "experimental"
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            storage = RetryingRDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                    max_retry=1, inherit_intermediate_values=False),
-            )
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                with warnings.catch_warnings():  # heartbeats and their retry callback are "experimental"
+                    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                    storage = RetryingRDBStorage(
+                        url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                            max_retry=1, inherit_intermediate_values=False),
+                    )
+                break
+            except Exception as exc:
+                # Two processes opening one new database both create its tables; the loser's CREATE
+                # TABLE fails ("table alembic_version already exists") — the tables are there now.
+                if "already exists" not in str(exc) or attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         if url.startswith("sqlite"):
             _serialize_sqlite_writers(storage.engine)
         return storage
@@ -144,6 +153,10 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
         if type(exc).__module__.startswith(("sqlalchemy", "optuna")):
             raise ActsearchError(f"cannot open storage {_redact(url)!r}: {_first_line(exc)}") from None
         raise
+
+
+#: Attempts at opening a storage whose tables another process is creating at the same moment.
+_CREATE_ATTEMPTS = 5
 
 
 def heartbeat_settings() -> tuple[int, int]:

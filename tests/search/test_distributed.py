@@ -105,10 +105,16 @@ def _start(url: str, study: str, cwd: Path, slow: float | None = None) -> subpro
 
 def _finish(procs: list[subprocess.Popen], timeout: float = 90) -> list[str]:
     outs = []
-    for p in procs:
-        out, err = p.communicate(timeout=timeout)
-        assert p.returncode == 0, err[-2000:]
-        outs.append(out)
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=timeout)
+            assert p.returncode == 0, err[-2000:]
+            outs.append(out)
+    finally:  # a failed check must not leave workers running into the next tests
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return outs
 
 

@@ -72,16 +72,16 @@ def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) 
     url = f"sqlite:///{tmp_path}/r.db"
     argv = [*SEARCH, "--storage", url, "--study", "r", "--space", "tiny", "--fidelity", "smoke", "--sampler",
             "random", "--trials", "4"]
-    p = _slow(argv, 30.0, tmp_path)  # the first population sleeps: killed in the middle of it
-    deadline = time.time() + 60
-    while time.time() < deadline:
+    p = _slow(argv, 30.0, tmp_path)  # every population sleeps first: killed in the middle of one
+    deadline, running = time.time() + 300, False  # (the references trained at set-up sleep too)
+    while time.time() < deadline and not running:
         time.sleep(0.5)
         try:
-            if load_study(url, "r").get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                break
+            running = bool(load_study(url, "r").get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
         except Exception:  # not created yet
             continue
     p.kill()
+    assert running, "the search never started a trial"
     p.communicate(timeout=30)
     time.sleep(5)  # > the 4 s grace period: the next opener finds the trials stale
     out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=tmp_path, env=ENV,
@@ -90,7 +90,8 @@ def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) 
     study = load_study(url, "r")
     states = [t.state for t in study.get_trials()]
     assert TrialState.WAITING not in states and TrialState.RUNNING not in states, states
-    assert any(t.system_attrs.get("retry_history") and t.state == TrialState.COMPLETE for t in study.get_trials())
+    assert any(t.system_attrs.get("retry_history") and t.state == TrialState.COMPLETE for t in study.get_trials()), \
+        [(t.number, t.state, t.user_attrs.get("status"), t.system_attrs.get("retry_history")) for t in study.get_trials()]
 
 
 def test_references_enqueued_twice_are_counted_once(tmp_path: Path) -> None:

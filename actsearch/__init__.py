@@ -18,16 +18,9 @@ below are loaded on first use.
 """
 from __future__ import annotations
 
-import os
+from typing import Any
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning on a CPU another
-# process needs (a 2-thread population beside one busy process: 2.6x slower spinning; see
-# actsearch/evaluation/_threads.py). A value the user set is kept.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-from typing import Any  # noqa: E402
-
-from torch import nn  # noqa: E402
+from torch import nn
 
 from ._version import __version__
 from .errors import (

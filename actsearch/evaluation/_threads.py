@@ -7,8 +7,12 @@ slower beside one busy process than on 1 thread (4.5× beside two; ``benchmarks/
 --contention``). Counting the runnable processes (``procs_running`` in /proc/stat, the kernel's
 own count, less this thread) tells how many CPUs are taken; the trainers then use the rest, and
 go back to all of them when the machine is idle again. ``ACTSEARCH_THREADS=N`` (``--threads N``)
-fixes the count instead. OpenMP's idle threads sleep rather than spin (``OMP_WAIT_POLICY=PASSIVE``,
-set by ``import actsearch`` unless given): a spinning thread holds a CPU another process needs.
+fixes the count instead.
+
+OpenMP's wait policy is left as it is: its idle threads spin for a while between parallel regions,
+which is what makes the idle machine fast (with ``OMP_WAIT_POLICY=PASSIVE`` a 2-thread ``train_one``
+at ``standard`` took 3× as long idle); the spinning is harmful only beside a busy process, and
+there this policy has already gone down to one thread — none left to spin.
 """
 from __future__ import annotations
 

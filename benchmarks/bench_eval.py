@@ -1,167 +1,288 @@
 """Benchmark: candidates trained one by one (train_one) vs the population-batched engine.
 
-Both engines train the same 16 candidates from the paper's space (Ramachandran et al. 2017: its
-top 8 plus common baselines) with the same per-step work as the presets (`quick` MLP,
-`standard` CNN) and the presets' checkpoints. The MLP runs the preset's full 3000 steps; the
-CNN's 4000 are cut to 600 (--mlp-steps/--cnn-steps) to stay under 5 minutes, and its
-candidates/minute is extrapolated to the full step count — conservatively for the batched engine:
-its fixed costs (building 16 models, the final evaluations; ~50 ms) are scaled with the steps,
-its kernel build is not. Best of 3 runs of each engine, interleaved. Also prints the
-cost of a compiled activation against its native torch twin (x*sigmoid(x) vs F.silu, forward +
-backward).
+Two sets of 16 candidates, each trained by both engines in the same run with the presets' per-step
+work (`quick` MLP, `standard` CNN) and checkpoints:
 
-    python benchmarks/bench_eval.py            # ~2-3 minutes on 2 cores
-    python benchmarks/bench_eval.py --threads 1 --mlp-steps 600 --cnn-steps 300
+- **fixed**: the paper's top 8 (Ramachandran et al. 2017, Table 2) and 8 common baselines;
+- **paper-1**: 16 distinct functions drawn at random (``--draw-seed``, printed) from the paper's
+  1-core-unit space — whatever they do: some diverge at once, some overflow, some train.
 
-The first output line containing "ratio" is the MLP one (CI greps it).
+The MLP runs the preset's full 3000 steps; the CNN's 4000 are cut to ``--cnn-steps`` and its
+candidates/minute extrapolated to the full length (the kernel build is not scaled). Best of
+``--repeats`` runs of each engine, interleaved; the batched time includes building the fused
+kernels from cold. Beside each ratio: the **FLOP limit** — the multiply-adds of one training step
+counted from the architecture (×2 for FLOPs, ×3 for forward + backward: 6·MACs per example), over
+this machine's matmul peak measured on the spot (a 1024³ float32 GEMM on the threads in use) — and
+the fraction of it each engine reaches. ``--contention`` runs everything again beside one busy
+process (started and stopped here) and prints idle/contended ratios. The trainers choose their
+threads themselves (:class:`actsearch.evaluation.ThreadPolicy`); ``--threads N`` fixes them.
+
+    python benchmarks/bench_eval.py                  # ~6 minutes on 2 cores
+    python benchmarks/bench_eval.py --contention     # ~12 minutes
+    python benchmarks/bench_eval.py --compile        # torch.compile (inductor) vs the fused kernels, per step
+
+The first output line containing "ratio" is the MLP one.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import random
+import subprocess
+import sys
 import tempfile
 import time
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from actsearch.evaluation import fusion_pays, get_dataset, get_fidelity, kernels, train_one, train_population
+from actsearch import parse
+from actsearch.evaluation import (THREADS_ENV, Fidelity, ModelSpec, conv_output_sizes, fusion_pays, get_dataset,
+                                  get_fidelity, kernels, train_one, train_population)
+from actsearch.expressions import load_space
 
 # The paper's top 8 (Table 2 of Ramachandran et al. 2017) and 8 baselines.
 PAPER_TOP = ["x*sigmoid(x)", "max(x, sigmoid(x))", "cos(x)-x", "min(x, sin(x))", "atan(x)**2-x",
              "max(x, tanh(x))", "sinc(x)+x", "x*asinh(x)**2"]
 BASELINES = ["relu", "gelu", "elu", "tanh", "softplus", "sigmoid", "selu", "leaky_relu"]
 
-_FALLBACK: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "x*sigmoid(x)": lambda x: x * torch.sigmoid(x),
-    "max(x, sigmoid(x))": lambda x: torch.maximum(x, torch.sigmoid(x)),
-    "cos(x)-x": lambda x: torch.cos(x) - x,
-    "min(x, sin(x))": lambda x: torch.minimum(x, torch.sin(x)),
-    "atan(x)**2-x": lambda x: torch.atan(x) ** 2 - x,
-    "max(x, tanh(x))": lambda x: torch.maximum(x, torch.tanh(x)),
-    "sinc(x)+x": lambda x: torch.sinc(x / torch.pi) + x,  # torch.sinc is the normalized sin(pi x)/(pi x)
-    "x*asinh(x)**2": lambda x: x * torch.asinh(x) ** 2,
-}
+
+def fixed_set() -> list[Any]:
+    return [parse(e) for e in PAPER_TOP] + list(BASELINES)
 
 
-class Lambda(nn.Module):
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fn(x)
-
-
-def candidates() -> tuple[list[Any], str]:
-    """The 16 candidates, compiled by actsearch.parse when the grammar exists, else torch lambdas."""
-    try:
-        from actsearch import parse  # type: ignore[attr-defined]
-
-        exprs: list[Any] = [parse(e) for e in PAPER_TOP]
-        how = "actsearch.parse"
-    except ImportError:
-        exprs = [(lambda fn: (lambda c: Lambda(fn)))(_FALLBACK[e]) for e in PAPER_TOP]
-        how = "torch lambdas (actsearch.parse unavailable)"
-    return exprs + list(BASELINES), how
+def drawn_set(seed: int, n: int = 16, space: str = "paper-1") -> list[Any]:
+    """``n`` distinct, non-degenerate functions of ``space`` drawn with ``seed`` (divergers included)."""
+    sp = load_space(space)
+    structures = list(sp.enumerate())
+    random.Random(seed).shuffle(structures)
+    out, keys = [], set()
+    for s in structures:
+        cand = sp.build(s)
+        if cand.key in keys or cand.degenerate_reason:
+            continue
+        keys.add(cand.key)
+        out.append(cand)
+        if len(out) == n:
+            break
+    return out
 
 
+def label(c: Any) -> str:
+    return c if isinstance(c, str) else c.text
+
+
+# ------------------------------------------------------------------------------------ FLOPs
+def macs_per_example(spec: ModelSpec, input_shape: Sequence[int], classes: int) -> int:
+    """Multiply-adds of one forward pass of one example: the linear and conv layers."""
+    if spec.kind == "mlp":
+        dims = [math.prod(input_shape), *spec.widths, classes]
+        return sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+    sizes = conv_output_sizes(input_shape[1:], spec.kernel_sizes, spec.stride, spec.padding)
+    chans = [input_shape[0], *spec.widths]
+    total = sum(math.prod(size) * c_out * c_in * math.prod([k] * len(size))
+                for size, c_in, c_out, k in zip(sizes, chans[:-1], chans[1:], spec.kernel_sizes))
+    return total + chans[-1] * math.prod(sizes[-1]) * classes
+
+
+def matmul_peak() -> float:
+    """This machine's float32 GEMM rate now, on the threads in use (GFLOP/s, best of 5)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    for _ in range(3):
+        a @ b
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(4):
+            a @ b
+        best = min(best, (time.perf_counter() - t) / 4)
+    return 2 * 1024**3 / best / 1e9
+
+
+# ------------------------------------------------------------------------------------ engines
 def cold_kernels() -> None:
     """Forget every built fused kernel (disk and memory), so a batched run pays its compilation."""
     os.environ["ACTSEARCH_KERNEL_DIR"] = tempfile.mkdtemp(prefix="actsearch-bench-kernels-")
     kernels.clear_caches()
 
 
-def kernel_build_seconds(cands: list[Any]) -> float:
-    if not kernels.enabled():
-        return 0.0
-    cold_kernels()
-    t = time.perf_counter()
-    kernels.population_kernel(cands, torch.device("cpu"))
-    return time.perf_counter() - t
+@dataclass
+class Timing:
+    solo: float  # seconds, one by one, timed steps
+    pop: float  # seconds, batched, timed steps (kernel build included)
+    build: float
+    scale: float  # full preset length / timed steps
+    n: int
+    statuses: str
+
+    def per_candidate(self) -> tuple[float, float]:
+        """Seconds per candidate at the preset's full length (one-by-one, batched)."""
+        return self.solo * self.scale / self.n, ((self.pop - self.build) * self.scale + self.build) / self.n
+
+    @property
+    def ratio(self) -> float:
+        a, b = self.per_candidate()
+        return a / b
 
 
-def compare(label: str, fidelity: str, steps: int, cands: list[Any], repeats: int = 3) -> None:
+def measure(fidelity: str, steps: int, cands: list[Any], repeats: int) -> Timing:
     fid = get_fidelity(fidelity)
-    # The preset's checkpoints (validation every eval_every steps), so evaluation scales with the steps.
     short = fid.replace(steps=steps, eval_every=min(fid.eval_every, steps), time_limit=1e9)
     data = get_dataset(fid.dataset, torch.device("cpu"))  # load outside the timings
-    # Fuse as the engine would at the preset's full length (the timed run is cut short).
-    fuse = fusion_pays(fid, data.input_shape, len(cands)) and kernels.enabled()
+    fuse = fusion_pays(fid, data.input_shape, len(cands)) and kernels.enabled()  # as at full length
     seeds = list(range(len(cands)))
-    # Warm up both engines at their own shapes (oneDNN JIT-compiles a kernel per convolution shape).
+    # Warm both engines at their own shapes (oneDNN JIT-compiles a kernel per convolution shape).
     train_one(cands[0], short.replace(steps=5, eval_every=5), seed=0)
     train_population(cands, short.replace(steps=5, eval_every=5), seeds, fused=fuse)
-
-    # Best of `repeats`, the engines interleaved: on a shared 2-core machine a 2-thread run can
-    # stall a whole OS time slice in every parallel region (seen: one-by-one 3-6x slower for one
-    # repeat), which would make either engine look arbitrarily good.
+    # Best of `repeats`, interleaved: on a shared machine a single run can stall for seconds.
     t_solo = t_pop = float("inf")
+    solo = pop = []
     for _ in range(repeats):
         t = time.perf_counter()
         solo = [train_one(c, short, seed=s) for c, s in zip(cands, seeds)]
         t_solo = min(t_solo, time.perf_counter() - t)
-        cold_kernels()  # the batched time includes building its fused kernels (sympy + C compiler)
+        cold_kernels()
         t = time.perf_counter()
         pop = train_population(cands, short, seeds, fused=fuse)
         t_pop = min(t_pop, time.perf_counter() - t)
+    build = 0.0
+    if fuse:
+        cold_kernels()
+        t = time.perf_counter()
+        kernels.population_kernel(cands, torch.device("cpu"))
+        build = time.perf_counter() - t
+    counts: dict[str, int] = {}
+    for r in pop:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    differ = sum(a.status != b.status for a, b in zip(solo, pop))
+    statuses = ", ".join(f"{v} {k}" for k, v in counts.items()) + (f"; {differ} differ from one-by-one" if differ else "")
+    return Timing(t_solo, t_pop, build, fid.steps / steps, len(cands), statuses)
 
-    build = kernel_build_seconds(cands) if fuse else 0.0
-    scale = fid.steps / steps  # extrapolate to the preset's full length
-    per_min = lambda secs: 60.0 * len(cands) / secs  # noqa: E731
-    bad = [i for i, (a, b) in enumerate(zip(solo, pop)) if a.status != b.status]
-    print(f"{label} [{fidelity}, {len(cands)} candidates, {steps} of {fid.steps} steps timed, best of {repeats}]: "
-          f"one-by-one {t_solo:.1f}s, batched {t_pop:.1f}s (fused kernels "
-          + (f"built in {build:.2f}s, counted in each batched run)" if fuse else "off)"))
-    # The kernel build is paid once per population, not per step: extrapolate only the training.
-    t_pop_full = (t_pop - build) * scale + build
-    print(f"{label}: one-by-one {per_min(t_solo * scale):.1f} candidates/min, batched {per_min(t_pop_full):.1f} "
-          f"candidates/min at full {fidelity} length; ratio {t_solo * scale / t_pop_full:.2f}x"
-          + (f" (status differs for {bad})" if bad else ""))
+
+def report(name: str, fidelity: str, t: Timing, peak: float) -> None:
+    fid = get_fidelity(fidelity)
+    data = get_dataset(fid.dataset, torch.device("cpu"))
+    flops = 6 * macs_per_example(fid.model, data.input_shape, data.num_classes) * fid.batch_size * fid.steps
+    limit = flops / (peak * 1e9)  # seconds per candidate at the matmul peak
+    solo, pop = t.per_candidate()
+    print(f"{name}: one-by-one {60 / solo:.1f} cand/min ({limit / solo:.1%} of the FLOP limit), batched "
+          f"{60 / pop:.1f} cand/min ({limit / pop:.1%}); ratio {t.ratio:.2f}x  [limit {limit:.2f} s per candidate: "
+          f"{flops / 1e9:.0f} GFLOP at {peak:.0f} GFLOP/s; kernels built in {t.build:.2f}s; {t.statuses}]")
 
 
-def activation_cost(repeats: int) -> None:
-    try:
-        from actsearch import parse  # type: ignore[attr-defined]
+def run_all(args: argparse.Namespace, sets: dict[str, list[Any]], tag: str) -> dict[str, Timing]:
+    peak = matmul_peak()
+    print(f"{tag}: matmul peak {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
+    out = {}
+    for preset, steps, kind in (("quick", args.mlp_steps, "MLP"), ("standard", args.cnn_steps, "CNN")):
+        for set_name, cands in sets.items():
+            t = measure(preset, steps, cands, args.repeats)
+            report(f"{tag} {kind} [{preset}, {set_name}, {steps} of {get_fidelity(preset).steps} steps timed]", preset,
+                   t, peak)
+            out[f"{kind} {set_name}"] = t
+    return out
 
-        compiled: nn.Module = parse("x*sigmoid(x)").to_module()
-        how = 'actsearch.parse("x*sigmoid(x)").to_module()'
-    except ImportError:
-        compiled, how = Lambda(_FALLBACK["x*sigmoid(x)"]), "lambda x: x*sigmoid(x)"
-    for shape in ((100, 100), (100, 32, 19)):  # an MLP layer, a `standard` CNN layer
-        x = torch.randn(shape, requires_grad=True)
-        g = torch.randn(shape)
 
-        def run(f: Callable[[torch.Tensor], torch.Tensor]) -> float:
-            for _ in range(20):
-                f(x).backward(g)
+# ------------------------------------------------------------------------------- torch.compile
+def compile_comparison(repeats: int = 50) -> None:
+    """One population training step (forward, loss, backward; K = 16, the fixed set) three ways:
+    eager torch ops, torch.compile (inductor) of the same, and the fused C kernels (with the
+    hand-written MLP step where it applies). Compile and kernel-build times are printed apart."""
+    from actsearch.evaluation import StackedNet, build_model, loss_and_grads
+
+    cands = [parse(e) for e in PAPER_TOP] * 2
+    for preset, kind in (("quick", "mlp"), ("standard", "cnn")):
+        fid = get_fidelity(preset)
+        data = get_dataset(fid.dataset, torch.device("cpu"))
+        models = [build_model(fid.model, c, data.input_shape, data.num_classes, seed=i) for i, c in enumerate(cands)]
+        k = len(cands)
+        x = data.x_train[: k * 100].view(k, 100, *data.input_shape)
+        y = data.y_train[: k * 100].view(k, 100)
+
+        def timed(step: Callable[[], Any]) -> float:
+            for _ in range(5):
+                step()
             t = time.perf_counter()
             for _ in range(repeats):
-                f(x).backward(g)
-            return (time.perf_counter() - t) / repeats * 1e6
+                step()
+            return (time.perf_counter() - t) / repeats * 1e3
 
-        t_native, t_comp = run(F.silu), run(compiled)
-        print(f"activation fwd+bwd on {tuple(shape)}: compiled {how} {t_comp:.1f} us, native F.silu "
-              f"{t_native:.1f} us, cost {t_comp / t_native:.2f}x")
+        torch_net = StackedNet(models, kind, 0.0, data.input_shape, None)
+
+        def loss() -> torch.Tensor:
+            logits = torch_net.forward(x)
+            return F.cross_entropy(logits.transpose(1, 2), y, reduction="none").mean(1).sum()
+
+        def eager() -> None:
+            torch_net.zero_grad()
+            loss().backward()
+
+        compiled_loss = torch.compile(loss)
+
+        def compiled() -> None:
+            torch_net.zero_grad()
+            compiled_loss().backward()
+
+        t = time.perf_counter()
+        compiled()
+        t_compile = time.perf_counter() - t
+        cold_kernels()
+        t = time.perf_counter()
+        kernel = kernels.population_kernel(cands, torch.device("cpu"))
+        t_build = time.perf_counter() - t
+        fused_net = StackedNet(models, kind, 0.0, data.input_shape, kernel)
+        ms = {"eager": timed(eager), "compiled": timed(compiled), "fused": timed(lambda: loss_and_grads(fused_net, x, y))}
+        steps = fid.steps
+        print(f"{preset} step (K={k}): eager {ms['eager']:.2f} ms; torch.compile {ms['compiled']:.2f} ms after "
+              f"{t_compile:.1f} s compiling; fused C kernels {ms['fused']:.2f} ms after {t_build:.2f} s building. "
+              f"A {steps}-step population: compile {t_compile + steps * ms['compiled'] / 1e3:.1f} s, fused "
+              f"{t_build + steps * ms['fused'] / 1e3:.1f} s (steps alone, no optimizer or evaluation)", flush=True)
+
+
+def busy_process() -> subprocess.Popen:
+    """Another program wanting a CPU all the time (a laptop's browser, a second search …)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mlp-steps", type=int, default=3000, help="steps timed per MLP candidate")
     ap.add_argument("--cnn-steps", type=int, default=600, help="steps timed per CNN candidate")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    ap.add_argument("--repeats", type=int, default=3, help="timed repeats per engine (the best counts)")
+    ap.add_argument("--threads", type=int, default=0, help="fix the trainers' threads (0: their own choice)")
+    ap.add_argument("--repeats", type=int, default=2, help="timed repeats per engine (the best counts)")
+    ap.add_argument("--draw-seed", type=int, default=2026, help="seed of the 16 functions drawn from paper-1")
+    ap.add_argument("--contention", action="store_true", help="measure again beside one busy process")
+    ap.add_argument("--compile", action="store_true", help="torch.compile vs the fused kernels, per step")
     args = ap.parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
-    cands, how = candidates()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; candidates via {how}")
+        os.environ[THREADS_ENV] = str(args.threads)
+    print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, trainer threads: "
+          f"{os.environ.get(THREADS_ENV, 'their own choice (ThreadPolicy)')}")
     t0 = time.perf_counter()
-    compare("MLP", "quick", args.mlp_steps, cands, args.repeats)
-    compare("CNN", "standard", args.cnn_steps, cands, args.repeats)
-    activation_cost(500)
+    if args.compile:
+        compile_comparison()
+        print(f"total {time.perf_counter() - t0:.0f}s")
+        return
+    drawn = drawn_set(args.draw_seed)
+    print(f"paper-1 draw (seed {args.draw_seed}): " + "; ".join(label(c) for c in drawn))
+    sets = {"fixed": fixed_set(), "paper-1": drawn}
+    idle = run_all(args, sets, "idle")
+    if args.contention:
+        busy = busy_process()
+        try:
+            time.sleep(1.0)
+            loaded = run_all(args, sets, "contended")
+        finally:
+            busy.kill()
+            busy.wait()
+        for key, t in idle.items():
+            c = loaded[key]
+            (s_i, p_i), (s_c, p_c) = t.per_candidate(), c.per_candidate()
+            print(f"contended/idle {key}: one-by-one {s_c / s_i:.2f}x, batched {p_c / p_i:.2f}x the idle time; "
+                  f"batched vs one-by-one {c.ratio:.2f}x contended ({t.ratio:.2f}x idle)")
     print(f"total {time.perf_counter() - t0:.0f}s")
 
 

@@ -26,13 +26,13 @@ from ..evaluation import get_fidelity, mean_std, train_population
 from ..expressions import activation_hint, parse, resolve_activation_name
 from ..search import reference_candidates
 
-__all__ = ["compare", "reference_entries", "entry", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
+__all__ = ["compare", "holm", "reference_entries", "entry", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
            "CSV_FIELDS", "Entry"]
 
 #: Significance level of the "beats ReLU" reading: one comparison per function, uncorrected.
 ALPHA = 0.05
-CSV_FIELDS = ["name", "expression", "test_mean", "test_std", "diff_vs_relu", "diff_std", "p_value", "fidelity",
-              "seeds"]
+CSV_FIELDS = ["name", "expression", "test_mean", "test_std", "diff_vs_relu", "diff_std", "p_value", "p_holm",
+              "ood_mean", "ood_std", "fidelity", "seeds"]
 Entry = tuple[str, str, Any]  # (name, expression text, activation spec: a name, candidate or module)
 
 
@@ -79,8 +79,10 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
         chunk = members[lo:lo + batch]
         results += train_population([entries[i][2] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
     acc: dict[int, list[float]] = {i: [] for i in range(len(entries))}
+    ood: dict[int, list[float]] = {i: [] for i in range(len(entries))}
     for (i, _), res in zip(members, results):
         acc[i].append(res.test_accuracy if _finite(res.test_accuracy) else math.nan)
+        ood[i].append(res.ood_accuracy if _finite(res.ood_accuracy) else math.nan)
     relu = acc[next(i for i, e in enumerate(entries) if e[0] == "relu")]
     records = []
     for i, (name, expr, _) in enumerate(entries):
@@ -91,10 +93,27 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
             diff, diff_std = mean_std([a - b for a, b in pairs])
             if len(pairs) > 1 and any(a != b for a, b in pairs):
                 p = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        ood_mean, ood_std = mean_std(ood[i])
         records.append({"name": name, "expression": expr, "test_mean": mean, "test_std": std,
                         "diff_vs_relu": diff, "diff_std": diff_std, "p_value": p, "seeds": seeds,
-                        "fidelity": fid.name, "test_accuracies": acc[i]})
+                        "fidelity": fid.name, "test_accuracies": acc[i], "ood_mean": ood_mean, "ood_std": ood_std,
+                        "ood_accuracies": ood[i]})
+    holm(records)
     return records
+
+
+def holm(records: Sequence[dict[str, Any]]) -> None:
+    """Set each record's ``p_holm``: its p-value corrected for the number of functions compared
+    with ReLU in one table (Holm 1979, step-down; the references ReLU and Swish excluded — Swish is
+    one prior comparison of its own and keeps its p)."""
+    tested = sorted((r for r in records if r["name"] not in ("relu", "swish") and r.get("p_value") is not None),
+                    key=lambda r: r["p_value"])
+    m, running = len(tested), 0.0
+    for rank, r in enumerate(tested):
+        running = max(running, min(1.0, (m - rank) * r["p_value"]))
+        r["p_holm"] = running
+    for r in records:
+        r.setdefault("p_holm", r.get("p_value") if r["name"] == "swish" else None)
 
 
 # -------------------------------------------------------------------------------------- CSV
@@ -119,6 +138,8 @@ def read_csv(path: str | Path) -> list[dict[str, Any]]:
         return [{"name": row["name"], "expression": row["expression"], "test_mean": num(row.get("test_mean")),
                  "test_std": num(row.get("test_std")), "diff_vs_relu": num(row.get("diff_vs_relu")),
                  "diff_std": num(row.get("diff_std")), "p_value": num(row.get("p_value")),
+                 # columns a newer version writes: present when the file has them
+                 **{k: num(row[k]) for k in ("p_holm", "ood_mean", "ood_std") if row.get(k) not in (None, "")},
                  "fidelity": row.get("fidelity", ""), "seeds": [int(s) for s in (row.get("seeds") or "").split()],
                  "test_accuracies": []} for row in csv.DictReader(fh)]
 

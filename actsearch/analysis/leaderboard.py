@@ -37,6 +37,7 @@ class Row:
     reference: str | None  # "relu", "swish" … when this row is a reference point
     cand: Candidate
     seeds: list[int]
+    ood: float | None = None  # accuracy on the shifted test set
 
     @property
     def label(self) -> str:
@@ -66,14 +67,14 @@ def leaderboard(study: optuna.Study, settings: SearchSettings | None = None) -> 
             cand = parse(t.user_attrs["expression"])
         rows.append(Row(0, t.number, cand.text, float(t.values[0]), t.user_attrs.get("accuracy_std"),
                         t.user_attrs.get("test_accuracy_mean"), t.user_attrs.get("reference"), cand,
-                        list(t.user_attrs.get("seeds", []))))
+                        list(t.user_attrs.get("seeds", [])), t.user_attrs.get("ood_accuracy_mean")))
     known = reference_candidates()
     for name, rec in (study.user_attrs.get(REFERENCES_ATTR) or {}).items():
         if rec.get("accuracy_mean") is None or rec.get("status") == "diverged":
             continue
         cand = known.get(name) or parse(rec["expression"])
         rows.append(Row(0, None, cand.text, float(rec["accuracy_mean"]), rec.get("accuracy_std"),
-                        rec.get("test_accuracy_mean"), name, cand, []))
+                        rec.get("test_accuracy_mean"), name, cand, [], rec.get("ood_accuracy_mean")))
     rows.sort(key=lambda r: (-r.accuracy, r.trial if r.trial is not None else -1))
     for i, r in enumerate(rows, start=1):
         r.rank = i

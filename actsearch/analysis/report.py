@@ -41,26 +41,32 @@ def format_leaderboard(rows: Sequence[Row], k: int) -> str:
     if not shown:
         return "(no completed trials yet)"
     width = min(44, max(10, *(len(r.expression) for r in shown)))
-    lines = [f"{'rank':>4}  {'trial':>6}  {'expression':<{width}}  {'val accuracy':<17}  {'test':>6}  nearest known"]
+    lines = [f"{'rank':>4}  {'trial':>6}  {'expression':<{width}}  {'score':<17}  {'test':>6}  {'ood':>6}  nearest known"]
     for i, r in enumerate(shown):
         if i == k:
             lines.append(f"{'…':>4}")
         expr = r.expression if len(r.expression) <= width else r.expression[: width - 1] + "…"
         ref = f"  [{r.reference}]" if r.reference else ""
         test = f"{r.test:.4f}" if r.test is not None else "—"
-        lines.append(f"{r.rank:>4}  {r.label:>6}  {expr:<{width}}  {pm(r.accuracy, r.std):<17}  {test:>6}  "
+        ood = f"{r.ood:.4f}" if r.ood is not None else "—"
+        lines.append(f"{r.rank:>4}  {r.label:>6}  {expr:<{width}}  {pm(r.accuracy, r.std):<17}  {test:>6}  {ood:>6}  "
                      f"{r.nearest()}{ref}")
     return "\n".join(lines)
 
 
 def format_verify(records: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'':<16}{'expression':<34}{'test accuracy':<19}{'Δ vs ReLU':>10}  {'p (paired t)':>12}"]
+    """Per function: test accuracy mean ± std, the paired Δ vs ReLU, the paired t-test's p — raw, and
+    Holm-corrected over the table's own functions — and the accuracy on the shifted test set."""
+    lines = [f"{'':<16}{'expression':<34}{'test accuracy':<19}{'Δ vs ReLU':>10}  {'p (paired t)':>12}  {'p Holm':>7}  "
+             f"{'OOD accuracy':<17}"]
     for r in records:
         d = f"{r['diff_vs_relu']:+.4f}" if r["diff_vs_relu"] is not None else "—"
         p = f"{r['p_value']:.3g}" if r["p_value"] is not None else "—"
+        ph = f"{r['p_holm']:.3g}" if r.get("p_holm") is not None else "—"
         expr = r["expression"] if len(r["expression"]) <= 32 else r["expression"][:31] + "…"
         name = r["name"] if len(r["name"]) <= 15 else r["name"][:14] + "…"
-        lines.append(f"{name:<16}{expr:<34}{pm(r['test_mean'], r['test_std']):<19}{d:>10}  {p:>12}")
+        lines.append(f"{name:<16}{expr:<34}{pm(r['test_mean'], r['test_std']):<19}{d:>10}  {p:>12}  {ph:>7}  "
+                     f"{pm(r.get('ood_mean'), r.get('ood_std')):<17}")
     return "\n".join(lines)
 
 

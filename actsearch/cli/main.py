@@ -15,13 +15,13 @@ from typing import Sequence
 from .._version import __version__
 from ..errors import ActsearchError, one_line
 from ..evaluation import THREADS_ENV
-from . import compare, experiment, expressions, rediscover, search, study
+from . import compare, experiment, expressions, noise, rediscover, search, study
 from ._common import EXIT_USAGE, Parser
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order `actsearch --help` lists their commands.
-_GROUPS = (expressions, search, study, compare, rediscover, experiment)
+_GROUPS = (expressions, search, study, compare, noise, rediscover, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,8 @@ DEFAULT_TRIALS = {"smoke": 16, "quick": 48, "standard": 24, "full": 8, "full_mlp
 
 def _settings(args: argparse.Namespace, url: str) -> tuple[str, SearchSettings]:
     """(study name, settings) from the options, filled from an existing ``--study`` if any."""
-    given = {k: getattr(args, k, None) for k in ("space", "dataset", "fidelity", "sampler", "seed", "seeds", "cost")}
+    given = {k: getattr(args, k, None) for k in ("space", "dataset", "fidelity", "sampler", "seed", "seeds", "cost",
+                                                   "objective", "objectives")}
     settings = build_settings(given, stored_settings(url, args.study) if args.study else None)
     return args.study or study_name_for(settings), settings
 
@@ -127,6 +128,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
     s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=None, help="training seeds per candidate (default: 1)")
     s.add_argument("--cost", default=None, help="nsga2's cost objective: time | ops (default: time)")
+    s.add_argument("--objective", default=None,
+                   help="what a trial scores: val (validation accuracy) | ood (accuracy on the shifted MNIST-1D "
+                        "test set) (default: val)")
+    s.add_argument("--objectives", default=None, help="nsga2's trade-off: val,cost | val,ood (default: val,cost)")
     add_run_options(s)
     s.set_defaults(run=cmd_search)
 

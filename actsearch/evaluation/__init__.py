@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from ._memory import retain_freed_memory
 from ._threads import CHECK_EVERY, LIMIT_ENV, THREADS_ENV, ThreadPolicy, busy_elsewhere, usable_cpus
-from .data import Dataset, cache_dir, list_datasets, load_dataset, read_idx
+from .data import MNIST1D_OOD, MNIST1D_VARIANTS, Dataset, cache_dir, list_datasets, load_dataset, read_idx
 from .init import fans, init_weight_, initialize_, list_initializers
 from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
 from .population import (FUSE_MIN_WORK, StackedNet, activation_units, by_hand_applies, fusion_pays, loss_and_grads,
                          train_population)
 from .recipe import (FIDELITIES, Fidelity, batch_order, checkpoints, epoch_batches, get_dataset, get_fidelity, lr_at,
-                     make_optimizer, prepare, resolve_device)
+                     make_optimizer, prepare, resolve_device, score)
 from .results import TrainResult, mean_std, overall_status, summarize
 from .train import train_one
 
 __all__ = [
-    "Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir",
+    "Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir", "MNIST1D_VARIANTS", "MNIST1D_OOD",
     "fans", "init_weight_", "initialize_", "list_initializers",
     "ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes",
     "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
-    "batch_order", "make_optimizer", "lr_at", "checkpoints",
+    "batch_order", "make_optimizer", "lr_at", "checkpoints", "score",
     "TrainResult", "mean_std", "overall_status", "summarize",
     "train_one", "train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",
     "activation_units", "fusion_pays", "retain_freed_memory", "ThreadPolicy", "THREADS_ENV", "LIMIT_ENV", "CHECK_EVERY", "usable_cpus", "busy_elsewhere",

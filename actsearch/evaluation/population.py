@@ -32,7 +32,7 @@ from ._stack import StackedNet
 from .data import Dataset
 from .kernels import population_kernel
 from .models import ModelSpec, build_model, conv_output_sizes
-from .recipe import Fidelity, checkpoints, epoch_batches, lr_at, make_optimizer, prepare
+from .recipe import Fidelity, checkpoints, epoch_batches, lr_at, make_optimizer, prepare, score
 from .results import TrainResult
 
 __all__ = ["train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",
@@ -162,14 +162,17 @@ def train_population(
         """Record results for the members in ``done`` (stack positions) and compact the stack."""
         nonlocal opt, alive, losses
         test = net.accuracy(data.x_test, data.y_test).tolist() if with_test else None
+        has_ood = with_test and data.x_ood is not None and data.y_ood is not None
+        ood = net.accuracy(data.x_ood, data.y_ood).tolist() if has_ood else None  # type: ignore[arg-type]
         fin = losses.detach().tolist() if losses.numel() else None
         for pos, (status, reason) in done.items():
             i = alive[pos]
             diverged = status == "diverged"
-            results[i] = TrainResult(status, curves[i][-1][1] if curves[i] else None,
+            results[i] = TrainResult(status, score(fid, curves[i]),
                                      None if diverged or test is None else test[pos], step,
                                      time.perf_counter() - t0, curves[i], reason,
-                                     None if diverged or fin is None else fin[pos])
+                                     None if diverged or fin is None else fin[pos],
+                                     None if diverged or ood is None else ood[pos])
         keep = [pos for pos in range(len(alive)) if pos not in done]
         if keep:
             old_params, k_old = net.parameters(), net.k

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ from .models import ModelSpec
 
 __all__ = [
     "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
-    "batch_order", "make_optimizer", "lr_at", "checkpoints",
+    "batch_order", "make_optimizer", "lr_at", "checkpoints", "score",
 ]
 
 
@@ -47,6 +47,9 @@ class Fidelity:
     eval_every: int = 500  # validation checkpoints: where a pruner may stop a candidate
     seeds: int = 1  # how many seeds a verification at this fidelity averages over
     time_limit: float = 120.0  # seconds per candidate; a pathological function should not stall a study
+    # The score (validation accuracy) is the mean over this many last checkpoints: one evaluation
+    # at the end is one draw of the last minibatches' noise.
+    score_checkpoints: int = 1
 
     def replace(self, **changes: object) -> Fidelity:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
@@ -177,6 +180,13 @@ def lr_at(fid: Fidelity, step: int) -> float:
     if fid.schedule == "cosine":  # Loshchilov & Hutter 2017 (SGDR) without restarts
         return fid.lr * 0.5 * (1.0 + math.cos(math.pi * min(step, fid.steps) / fid.steps))
     raise ValueError(f"unknown lr schedule {fid.schedule!r}: use 'constant' or 'cosine'")
+
+
+def score(fid: Fidelity, curve: Sequence[tuple[int, float]]) -> float | None:
+    """The validation score of a run: the mean accuracy of its last ``fid.score_checkpoints``
+    checkpoints (those it reached), None without any."""
+    last = [acc for _, acc in curve[-max(1, fid.score_checkpoints):]]
+    return sum(last) / len(last) if last else None
 
 
 def checkpoints(fid: Fidelity) -> set[int]:

@@ -25,6 +25,7 @@ class TrainResult:
     curve: list[tuple[int, float]]  # (step, val accuracy) checkpoints
     reason: str | None = None  # e.g. "loss is nan at step 812"
     final_loss: float | None = None
+    ood_accuracy: float | None = None  # on the dataset's shifted test set, where it has one
 
 
 def mean_std(xs: Iterable[float | None]) -> tuple[float | None, float | None]:
@@ -53,6 +54,8 @@ def summarize(rs: Sequence[TrainResult]) -> dict[str, Any]:
     """The accuracy record a trial (or a reference trained beside a study) stores for its seeds."""
     val_m, val_s = mean_std([r.val_accuracy for r in rs])
     test_m, test_s = mean_std([r.test_accuracy for r in rs])
+    ood_m, ood_s = mean_std([r.ood_accuracy for r in rs])
     return {"accuracy_mean": val_m, "accuracy_std": val_s, "val_accuracies": [r.val_accuracy for r in rs],
             "test_accuracy_mean": test_m, "test_accuracy_std": test_s,
+            "ood_accuracy_mean": ood_m, "ood_accuracy_std": ood_s,
             "train_seconds": round(max(r.seconds for r in rs), 3), "steps": max(r.steps for r in rs)}

@@ -18,7 +18,7 @@ from ..expressions import ActivationSpec
 from ._threads import ThreadPolicy
 from .data import Dataset
 from .models import build_model
-from .recipe import Fidelity, batch_order, checkpoints, lr_at, make_optimizer, prepare
+from .recipe import Fidelity, batch_order, checkpoints, lr_at, make_optimizer, prepare, score
 from .results import TrainResult
 
 __all__ = ["train_one", "accuracy"]
@@ -100,8 +100,8 @@ def train_one(
                     curve.append((step, accuracy(model, data.x_val, data.y_val)))
                 break
     if status == "diverged":
-        return TrainResult(status, curve[-1][1] if curve else None, None, step,
-                           time.perf_counter() - t0, curve, reason, None)
+        return TrainResult(status, score(fid, curve), None, step, time.perf_counter() - t0, curve, reason, None)
     test = accuracy(model, data.x_test, data.y_test)
-    return TrainResult(status, curve[-1][1] if curve else None, test, step, time.perf_counter() - t0,
-                       curve, reason, loss_f.item() if loss_f is not None else None)
+    ood = accuracy(model, data.x_ood, data.y_ood) if data.x_ood is not None and data.y_ood is not None else None
+    return TrainResult(status, score(fid, curve), test, step, time.perf_counter() - t0,
+                       curve, reason, loss_f.item() if loss_f is not None else None, ood)

@@ -245,12 +245,19 @@ class Batch:
         if item.pruned or status == "pruned":
             self._tell(item, state=TrialState.PRUNED)
             return
-        values: list[float] = [attrs["accuracy_mean"]]
-        if self.settings.multi_objective:
-            assert item.cand is not None
-            cost = activation_cost(item.cand, self.settings.cost)
-            _safe_set(item.trial, "cost", cost)
-            values.append(cost)
+        values: list[float] = []
+        for objective in self.settings.objective_names:
+            if objective == "cost":
+                assert item.cand is not None
+                cost = activation_cost(item.cand, self.settings.cost)
+                _safe_set(item.trial, "cost", cost)
+                values.append(cost)
+            else:
+                value = attrs["ood_accuracy_mean" if objective == "ood" else "accuracy_mean"]
+                if value is None:  # every seed's test set left out (the settings ensure a shifted set exists)
+                    self._fail(item, "error", f"no {objective} accuracy to score")
+                    return
+                values.append(value)
         self._tell(item, values=values)
 
     def _plot(self, item: Item) -> None:
@@ -269,7 +276,7 @@ class Batch:
         """Tell ``item`` what the equivalent trial ``orig`` got, without training."""
         _safe_set(item.trial, "duplicate_of", orig.number)
         for k in ("status", "accuracy_mean", "accuracy_std", "val_accuracies", "test_accuracy_mean",
-                  "test_accuracy_std", "seeds", "fail_reason", "cost"):
+                  "test_accuracy_std", "ood_accuracy_mean", "ood_accuracy_std", "seeds", "fail_reason", "cost"):
             if k in orig.user_attrs:
                 _safe_set(item.trial, k, orig.user_attrs[k])
         if orig.state == TrialState.COMPLETE:

@@ -15,11 +15,11 @@ from typing import Any, Mapping
 
 from .._version import __version__
 from ..errors import ActsearchError, DatasetError
-from ..evaluation import Fidelity, get_fidelity, list_datasets
+from ..evaluation import MNIST1D_VARIANTS, Fidelity, get_fidelity, list_datasets
 from ..expressions import Space, load_space, space_from_dict
 from .samplers import COSTS, SAMPLERS
 
-__all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
+__all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
            "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "build_settings", "normalize_dataset"]
 
 #: Seeds are 0 … MAX_SEED: a worker's sampler stream adds 7919 × (its index ≤ 250,000) and numpy's
@@ -52,7 +52,11 @@ class SearchSettings:
     sampler: str
     seed: int = 0
     seeds: int = 1  # training seeds per candidate: the score is the mean over them (paired: same seeds for all)
-    cost: str = "time"  # nsga2's second objective: "time" (fwd+bwd µs) or "ops" (sympy op count)
+    cost: str = "time"  # nsga2's cost objective: "time" (fwd+bwd µs) or "ops" (sympy op count)
+    # What a trial's value is: "val" (validation accuracy) or "ood" (accuracy on the shifted test set,
+    # Vitvitskyi et al. 2026); nsga2 searches the trade-off of `objectives`: "val,cost" or "val,ood".
+    objective: str = "val"
+    objectives: str = "val,cost"
     space_def: dict[str, Any] | None = None  # the space itself, so a worker elsewhere can rebuild it
     version: str = ""  # actsearch version that created the study (filled in at construction)
     space_hash: str = ""  # sha256 of the canonical space_def (filled in at construction)
@@ -81,8 +85,13 @@ class SearchSettings:
         return self.sampler == "nsga2"
 
     @property
+    def objective_names(self) -> list[str]:
+        """The study's objectives in order: ["val"], ["ood"], or nsga2's two."""
+        return self.objectives.split(",") if self.multi_objective else [self.objective]
+
+    @property
     def directions(self) -> list[str]:
-        return ["maximize", "minimize"] if self.multi_objective else ["maximize"]
+        return ["minimize" if o == "cost" else "maximize" for o in self.objective_names]
 
 
 def space_hash(space_def: dict[str, Any]) -> str:
@@ -105,7 +114,9 @@ def study_name_for(settings: SearchSettings) -> str:
     """Deterministic, so re-running the same command resumes the same study."""
     space = Path(settings.space).stem if settings.space.endswith(".toml") else settings.space
     seeds = f"-x{settings.seeds}" if settings.seeds != 1 else ""
-    return f"{space}-{settings.dataset}-{settings.fidelity}-{settings.sampler}-s{settings.seed}{seeds}"
+    objective = "-" + settings.objectives.replace(",", "-") if settings.multi_objective and settings.objectives != "val,cost" \
+        else ("-ood" if not settings.multi_objective and settings.objective == "ood" else "")
+    return f"{space}-{settings.dataset}-{settings.fidelity}-{settings.sampler}-s{settings.seed}{seeds}{objective}"
 
 
 def fidelity_for(settings: SearchSettings) -> Fidelity:
@@ -115,15 +126,19 @@ def fidelity_for(settings: SearchSettings) -> Fidelity:
 
 #: What a new study gets for an option the command did not give.
 DEFAULTS: dict[str, Any] = {"space": "paper-1", "fidelity": "standard", "sampler": "tpe", "seed": 0, "seeds": 1,
-                            "cost": "time"}
+                            "cost": "time", "objective": "val", "objectives": "val,cost"}
+#: Single objectives, and nsga2's pairs.
+OBJECTIVES = ("val", "ood")
+OBJECTIVE_PAIRS = ("val,cost", "val,ood")
 
 
 def normalize_dataset(name: str) -> str:
-    """A dataset name as the registry spells it ("MNIST-1D" → "mnist1d"), or a one-line error."""
+    """A dataset name as the registry spells it ("MNIST_1D" → "mnist1d"), or a one-line error."""
     key = name.strip().lower().replace("-", "").replace("_", "")
-    if key not in list_datasets():
+    known = {n.replace("-", ""): n for n in list_datasets()}
+    if key not in known:
         raise DatasetError(f"unknown dataset {name!r} (known: {', '.join(list_datasets())})")
-    return key
+    return known[key]
 
 
 def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = None) -> SearchSettings:
@@ -138,11 +153,20 @@ def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = 
         raise ActsearchError(f"unknown sampler {base['sampler']!r} (use one of: {', '.join(SAMPLERS)})")
     if base["cost"] not in COSTS:
         raise ActsearchError(f"unknown cost {base['cost']!r}: use {' or '.join(repr(c) for c in COSTS)}")
+    if base["objective"] not in OBJECTIVES:
+        raise ActsearchError(f"unknown objective {base['objective']!r}: use {' or '.join(OBJECTIVES)}")
+    pair = ",".join(p.strip() for p in str(base["objectives"]).split(","))
+    if pair not in OBJECTIVE_PAIRS:
+        raise ActsearchError(f"unknown objectives {base['objectives']!r}: use {' or '.join(OBJECTIVE_PAIRS)} (nsga2)")
+    wants_ood = base["objective"] == "ood" or (base["sampler"] == "nsga2" and "ood" in pair)
+    if wants_ood and dataset not in MNIST1D_VARIANTS:
+        raise ActsearchError(f"the ood objective needs a dataset with a shifted test set (an MNIST-1D one: "
+                             f"{', '.join(MNIST1D_VARIANTS)}), not {dataset!r}")
     if given.get("space") is not None or "space_def" not in base:
         base["space_def"] = space_to_dict(load_space(base["space"]))
     settings = SearchSettings(space=base["space"], dataset=dataset, fidelity=fid.name, sampler=base["sampler"],
                               seed=int(base["seed"]), seeds=int(base["seeds"]), cost=base["cost"],
-                              space_def=base["space_def"])
+                              objective=base["objective"], objectives=pair, space_def=base["space_def"])
     if not 1 <= settings.seeds <= MAX_SEEDS:
         raise ActsearchError(f"--seeds must be from 1 to {MAX_SEEDS}, got {settings.seeds}")
     if not 0 <= settings.seed <= MAX_SEED:

@@ -352,8 +352,8 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
         return study, True
     old = SearchSettings.from_json(stored)
-    fields = ["space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective"]
-    if settings.multi_objective:
+    fields = ["space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective", "objective_names"]
+    if settings.multi_objective and "cost" in settings.objective_names:
         fields.append("cost")
     for f in fields:
         if getattr(old, f) != getattr(settings, f):

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from actsearch.cli import main
-from actsearch.analysis import compare, format_transfer, read_csv, write_csv
+from actsearch.analysis import compare, format_transfer, format_verify, read_csv, write_csv
 from actsearch.evaluation import mean_std
 from actsearch.evaluation import build_model
 from actsearch.expressions import parse
@@ -219,3 +219,23 @@ def test_transfer_only_on_a_missing_folder_or_an_ambiguous_storage(tmp_path: Pat
         optuna.create_study(study_name=name, storage=url)
     assert main(["rediscover", "--transfer", "smoke", "--transfer-only", "--output", str(tmp_path)]) == 2
     assert "pick one with --study" in capsys.readouterr().err
+
+
+def test_holm_corrects_for_the_functions_of_one_table() -> None:
+    from actsearch.analysis import holm
+
+    recs = [{"name": n, "p_value": p} for n, p in
+            [("a", 0.01), ("b", 0.04), ("c", 0.03), ("relu", None), ("swish", 0.02)]]
+    holm(recs)
+    by = {r["name"]: r["p_holm"] for r in recs}
+    # three functions: 0.01·3, then max(0.03, 0.03·2), then max(0.06, 0.04·1)
+    assert by["a"] == pytest.approx(0.03) and by["c"] == pytest.approx(0.06) and by["b"] == pytest.approx(0.06)
+    assert by["swish"] == 0.02 and by["relu"] is None  # references: their own comparison, and none
+
+
+def test_compare_records_the_shifted_test_set() -> None:
+    fid = get_fidelity("smoke").replace(dataset="mnist1d", steps=30, eval_every=30)
+    recs = compare([("tanh", "tanh(x)", "tanh")], fid, [0, 1], batch=6)
+    for r in recs:
+        assert r["ood_mean"] is not None and 0 <= r["ood_mean"] <= 1 and len(r["ood_accuracies"]) == 2
+    assert "OOD accuracy" in format_verify(recs) and "p Holm" in format_verify(recs)

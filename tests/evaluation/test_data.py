@@ -101,3 +101,20 @@ def test_unknown_dataset_suggests() -> None:
     with pytest.raises(DatasetError, match="did you mean 'mnist1d'") as e:
         load_dataset("mnist-1")
     assert isinstance(e.value, ActsearchError)
+
+
+def test_mnist1d_variants_and_the_shifted_test_set() -> None:
+    """mnist1d-large: 4x the examples of one distribution; every MNIST-1D variant also carries the
+    shifted test set (other seed, stronger noise and transformations), standardized like the rest."""
+    from actsearch.evaluation import MNIST1D_OOD, load_dataset
+
+    small, large = load_dataset("mnist1d"), load_dataset("MNIST-1D-large")
+    assert (len(small.y_train), len(small.y_val), len(small.y_test)) == (3600, 400, 1000)
+    assert (len(large.y_train), len(large.y_val), len(large.y_test)) == (14400, 1600, 4000)
+    assert large.name == "mnist1d-large"
+    for d in (small, large):
+        assert d.x_ood is not None and d.y_ood is not None and len(d.y_ood) == MNIST1D_OOD["num_samples"]
+        assert d.x_ood.shape[1:] == d.x_train.shape[1:] and set(d.y_ood.tolist()) == set(range(10))
+    assert not torch.equal(small.x_ood[:5], small.x_test[:5])
+    moved = small.to("cpu")
+    assert moved.x_ood is not None and torch.equal(moved.x_ood, small.x_ood)

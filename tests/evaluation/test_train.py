@@ -153,3 +153,16 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     assert faults("default", "large") > 20 * 5000  # ~10,000 pages each time
     assert faults("tuned", "large") < 1000
     assert faults("tuned", "step") < 1000
+
+
+def test_ood_accuracy_and_the_mean_of_the_last_checkpoints() -> None:
+    """Both trainers report accuracy on the shifted test set; a score may average the last
+    checkpoints (one evaluation at the end is one draw of the last minibatches' noise)."""
+    from actsearch.evaluation import train_population
+
+    fid = get_fidelity("quick").replace(steps=60, eval_every=20, score_checkpoints=2)
+    solo = train_one("relu", fid, seed=0)
+    (pop,) = train_population(["relu"], fid, [0])
+    assert solo.ood_accuracy is not None and 0 <= solo.ood_accuracy <= 1
+    assert pop.ood_accuracy == pytest.approx(solo.ood_accuracy, abs=0.01)
+    assert solo.val_accuracy == pytest.approx((solo.curve[-1][1] + solo.curve[-2][1]) / 2)

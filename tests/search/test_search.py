@@ -272,3 +272,25 @@ def test_every_sampler_drives_the_loop(tmp_path: Path, fake: FakeTrainer, sample
     if sampler == "exhaustive":  # never the same function twice
         keys = [t.user_attrs["key"] for t in study.trials]
         assert len(keys) == len(set(keys))
+
+
+def test_the_ood_objective_and_the_val_ood_trade_off(tmp_path: Path) -> None:
+    """--objective ood: a trial's value is its accuracy on the shifted test set; nsga2 with val,ood
+    keeps both; a dataset without a shifted set is refused before anything trains."""
+    from actsearch.cli import main
+
+    url = _url(tmp_path)
+    common = ["search", "--storage", url, "--space", "tiny", "--fidelity", "smoke", "--dataset", "mnist1d",
+              "--trials", "3", "--no-plots", "--quiet", "--pruner", "none", "--sampler", "random"]
+    assert main([*common, "--objective", "ood", "--study", "o"]) == 0
+    trained = [t for t in optuna.load_study(study_name="o", storage=open_storage(url)).trials
+               if t.state == optuna.trial.TrialState.COMPLETE]
+    assert trained and all(t.value == t.user_attrs["ood_accuracy_mean"] for t in trained)
+    assert main([*common[:-2], "--sampler", "nsga2", "--objectives", "val,ood", "--study", "p"]) == 0
+    study = optuna.load_study(study_name="p", storage=open_storage(url))
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE"]
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            assert t.values == [t.user_attrs["accuracy_mean"], t.user_attrs["ood_accuracy_mean"]]
+    no_ood = [a if a != "mnist1d" else "tiny" for a in common]
+    assert main([*no_ood, "--objective", "ood", "--study", "q"]) == 2

@@ -1,0 +1,158 @@
+"""How noisy is a fidelity's score? A fixed panel of functions on paired seeds.
+
+A search can only climb a score whose noise is smaller than the differences it looks for. For one
+fidelity, :func:`measure_noise` trains a fixed panel — ReLU, Swish, GELU, ELU, tanh, x·atan x,
+cos x − x: smooth, even, periodic, saturating — on N seeds, the same seeds for every function (a
+seed fixes the initial weights and the data order, so the differences to ReLU are paired), and
+reports per function:
+
+- the standard deviation of its paired difference to ReLU, on the search's score (validation
+  accuracy) and on the test set;
+- the minimal detectable effect of a paired t-test at 5 and 10 seeds, α = 0.05 two-sided, power 0.8:
+  MDE = (t₁₋α/₂,ₙ₋₁ + t₀.₈,ₙ₋₁)·sd/√n (the usual normal-approximation formula with Student's t);
+- the panel's ranking on two disjoint halves of the seeds, and Kendall's τ between the two halves'
+  mean scores — a score that ranks functions should rank them the same way twice;
+- the seconds one candidate costs (the panel trained as populations, as a search trains).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from scipy import stats
+
+from ..evaluation import Fidelity, get_fidelity, mean_std, train_population
+from .compare import entry
+
+__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise"]
+
+#: The fixed panel (issue 15): the paper's two baselines, three smooth/saturating ones, an even and
+#: a periodic function from the paper's space.
+PANEL = ("relu", "swish", "gelu", "elu", "tanh", "x*atan(x)", "cos(x) - x")
+ALPHA, POWER = 0.05, 0.8
+
+
+def mde(sd: float | None, n: int) -> float | None:
+    """Minimal detectable effect of a two-sided paired t-test with ``n`` pairs (α 0.05, power 0.8)."""
+    if sd is None or n < 2:
+        return None
+    return (stats.t.ppf(1 - ALPHA / 2, n - 1) + stats.t.ppf(POWER, n - 1)) * sd / math.sqrt(n)
+
+
+@dataclass
+class NoiseRow:
+    name: str
+    expression: str
+    val: list[float]  # per seed (NaN where training diverged)
+    test: list[float]
+    ood: list[float]
+    val_diff_sd: float | None = None  # paired difference to ReLU, validation score
+    test_diff_sd: float | None = None
+    val_diff_mean: float | None = None
+    test_diff_mean: float | None = None
+
+    @property
+    def val_mean(self) -> float | None:
+        return mean_std(self.val)[0]
+
+    @property
+    def test_mean(self) -> float | None:
+        return mean_std(self.test)[0]
+
+    @property
+    def ood_mean(self) -> float | None:
+        return mean_std(self.ood)[0]
+
+
+@dataclass
+class NoiseReport:
+    fidelity: Fidelity
+    seeds: list[int]
+    rows: list[NoiseRow]
+    seconds_per_candidate: float
+    tau: float | None  # Kendall's τ between the two halves' mean validation scores
+    tau_test: float | None
+    halves: tuple[list[str], list[str]]  # the panel ranked on each half (validation score)
+
+    def worst_diff_sd(self, which: str = "val") -> float | None:
+        sds = [getattr(r, f"{which}_diff_sd") for r in self.rows if r.name != "relu"]
+        sds = [s for s in sds if s is not None]
+        return max(sds) if sds else None
+
+    def mean_diff_sd(self, which: str = "val") -> float | None:
+        sds = [getattr(r, f"{which}_diff_sd") for r in self.rows if r.name != "relu"]
+        sds = [s for s in sds if s is not None]
+        return math.sqrt(sum(s * s for s in sds) / len(sds)) if sds else None
+
+
+def _paired(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None]:
+    return mean_std([x - y for x, y in zip(a, b) if math.isfinite(x) and math.isfinite(y)])
+
+
+def _ranking(rows: Sequence[NoiseRow], pick: slice, which: str) -> list[float]:
+    return [mean_std(getattr(r, which)[pick])[0] or 0.0 for r in rows]
+
+
+def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PANEL, device: str = "cpu",
+                  batch: int = 16) -> NoiseReport:
+    """Train ``panel`` on ``seeds`` at ``fidelity`` (populations of ``batch``) and measure its noise."""
+    fid = get_fidelity(fidelity)
+    entries = [entry(p) for p in panel]
+    seeds = list(seeds)
+    members = [(i, s) for i in range(len(entries)) for s in seeds]
+    t0 = time.perf_counter()
+    results = []
+    for lo in range(0, len(members), batch):
+        chunk = members[lo:lo + batch]
+        results += train_population([entries[i][2] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
+    seconds = (time.perf_counter() - t0) / len(members)
+
+    def value(v: float | None) -> float:
+        return float(v) if v is not None and math.isfinite(v) else math.nan
+
+    rows = [NoiseRow(name, expr, [], [], []) for name, expr, _ in entries]
+    for (i, _), r in zip(members, results):
+        rows[i].val.append(value(r.val_accuracy))
+        rows[i].test.append(value(r.test_accuracy))
+        rows[i].ood.append(value(r.ood_accuracy))
+    relu = next(r for r in rows if r.name == "relu")
+    for r in rows:
+        if r is not relu:
+            r.val_diff_mean, r.val_diff_sd = _paired(r.val, relu.val)
+            r.test_diff_mean, r.test_diff_sd = _paired(r.test, relu.test)
+    half = len(seeds) // 2
+    first, second = slice(0, half), slice(half, 2 * half)
+    tau = tau_test = None
+    if half >= 2:
+        tau = float(stats.kendalltau(_ranking(rows, first, "val"), _ranking(rows, second, "val")).statistic)
+        tau_test = float(stats.kendalltau(_ranking(rows, first, "test"), _ranking(rows, second, "test")).statistic)
+    order = lambda pick: [r.name for _, r in sorted(zip(_ranking(rows, pick, "val"), rows), key=lambda t: -t[0])]  # noqa: E731
+    return NoiseReport(fid, seeds, rows, seconds, tau, tau_test, (order(first), order(second)))
+
+
+def _pts(v: float | None) -> str:
+    return "—" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
+
+
+def format_noise(rep: NoiseReport) -> str:
+    """The noise table of one fidelity: per function its scores, the sd of its paired difference to
+    ReLU and the effect 5 and 10 paired seeds could detect (all in accuracy points)."""
+    n = len(rep.seeds)
+    lines = [f"fidelity {rep.fidelity.name}: {rep.fidelity.describe()}; {n} paired seeds {rep.seeds[0]}…{rep.seeds[-1]}; "
+             f"{rep.seconds_per_candidate:.2f} s per candidate (populations)",
+             f"{'function':<14}{'val':>7}{'test':>7}{'ood':>7}  {'Δval±sd':>14}  {'Δtest±sd':>14}  "
+             f"{'MDE5 val':>9}{'MDE10 val':>10}{'MDE10 test':>11}"]
+    for r in rep.rows:
+        dv = "—" if r.val_diff_mean is None else f"{100 * r.val_diff_mean:+.2f}±{_pts(r.val_diff_sd)}"
+        dt = "—" if r.test_diff_mean is None else f"{100 * r.test_diff_mean:+.2f}±{_pts(r.test_diff_sd)}"
+        lines.append(f"{r.name:<14}{_pts(r.val_mean):>7}{_pts(r.test_mean):>7}{_pts(r.ood_mean):>7}  {dv:>14}  {dt:>14}  "
+                     f"{_pts(mde(r.val_diff_sd, 5)):>9}{_pts(mde(r.val_diff_sd, 10)):>10}{_pts(mde(r.test_diff_sd, 10)):>11}")
+    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
+    tau_t = "—" if rep.tau_test is None else f"{rep.tau_test:+.2f}"
+    lines.append(f"paired-difference sd vs ReLU (val): worst {_pts(rep.worst_diff_sd())}, rms {_pts(rep.mean_diff_sd())} "
+                 f"points; (test): worst {_pts(rep.worst_diff_sd('test'))}, rms {_pts(rep.mean_diff_sd('test'))} points")
+    lines.append(f"Kendall τ between the two halves of the seeds: {tau} (val), {tau_t} (test); "
+                 f"ranked on half 1: {' > '.join(rep.halves[0])}; half 2: {' > '.join(rep.halves[1])}")
+    return "\n".join(lines)

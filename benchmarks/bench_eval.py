@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from actsearch import parse
-from actsearch.evaluation import (THREADS_ENV, Fidelity, ModelSpec, conv_output_sizes, fusion_pays, get_dataset,
+from actsearch.evaluation import (THREADS_ENV, ModelSpec, conv_output_sizes, fusion_pays, get_dataset,
                                   get_fidelity, kernels, train_one, train_population)
 from actsearch.expressions import load_space
 

@@ -16,17 +16,17 @@ from .driver import RunConfig, open_study, run_search, run_worker
 from .references import REFERENCE_SEARCH_LIMIT, drop_duplicate_references, reference_candidates, setup_references
 from .samplers import (COSTS, PRUNERS, SAMPLERS, EvolutionSampler, ExhaustiveSampler, activation_cost, make_pruner,
                        make_sampler, population_seeds, seed_for_worker)
-from .settings import (BUDGET_ATTR, DEFAULTS, MAX_SEED, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, EVALUATED_FAILURES, REFERENCES_ATTR, SETTINGS_ATTR, SearchSettings,
+from .settings import (BUDGET_ATTR, DEFAULTS, MAX_SEED, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, EVALUATED_FAILURES, OWN_FAILURES, MAX_RETRIES, REFERENCES_ATTR, SETTINGS_ATTR, SearchSettings,
                        build_settings, fidelity_for, normalize_dataset, space_hash, space_to_dict, study_name_for)
 from .storage import (DEFAULT_STORAGE, RetryingRDBStorage, artifact_dir, artifact_store, create_or_load_study,
                       heartbeat_settings, is_transient, load_study, open_storage, read_settings, resolve_storage,
                       stored_settings)
 from .trials import (BudgetState, Heartbeat, budget_state, cleanup_run, counted, evaluated_keys, over_budget,
-                     replaced_numbers)
-from .worker import OnStart, WorkerResult, check_compatible, requeue, run_distributed_worker, trial_kind
+                     replaced_numbers, requeue, retry_lost)
+from .worker import OnStart, WorkerResult, check_compatible, run_distributed_worker, trial_kind
 
 __all__ = [
-    "SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
+    "SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "OWN_FAILURES", "MAX_RETRIES", "DEFAULTS",
     "build_settings", "fidelity_for", "normalize_dataset", "space_hash", "space_to_dict", "study_name_for",
     "DEFAULT_STORAGE", "RetryingRDBStorage", "artifact_dir", "artifact_store", "create_or_load_study",
     "heartbeat_settings", "is_transient", "load_study", "open_storage", "read_settings", "resolve_storage",
@@ -37,7 +37,7 @@ __all__ = [
     "RunConfig", "open_study", "run_search", "run_worker",
     "REFERENCE_SEARCH_LIMIT", "drop_duplicate_references", "reference_candidates", "setup_references",
     "BudgetState", "Heartbeat", "budget_state", "cleanup_run", "counted", "evaluated_keys", "over_budget",
-    "replaced_numbers",
-    "OnStart", "WorkerResult", "check_compatible", "requeue", "run_distributed_worker", "trial_kind",
+    "replaced_numbers", "requeue", "retry_lost",
+    "OnStart", "WorkerResult", "check_compatible", "run_distributed_worker", "trial_kind",
     "serve", "free_port", "sigint_deferred", "sigint_ignored",
 ]

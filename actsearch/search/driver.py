@@ -32,7 +32,7 @@ from .references import setup_references
 from .samplers import ExhaustiveSampler, make_pruner, make_sampler, seed_for_worker
 from .settings import BUDGET_ATTR, REFERENCES_ATTR, SearchSettings, fidelity_for
 from .storage import artifact_store, create_or_load_study, load_study, open_storage, read_settings
-from .trials import Heartbeat, budget_state, cleanup_run, evaluated_keys
+from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, retry_lost
 
 __all__ = ["run_worker", "run_search", "RunConfig", "open_study"]
 
@@ -75,8 +75,10 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
     sampler = study.sampler
     while True:
         optuna.storages.fail_stale_trials(study)  # a dead worker's trials come back as WAITING retries
+        if has_heartbeats(study):
+            retry_lost(study)  # … even when the one failing them died too
         state = budget_state(study) if budget else None
-        queued = _waiting_numbers(study)
+        queued, lost = _waiting_numbers(study)
         # New trials: this run's share, within the study's budget. Queued trials (references, retries
         # of a dead worker's trials) are already counted in the budget: always taken, whatever the
         # share, so no retry is stranded.
@@ -103,6 +105,8 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
                     if item.trial.number not in queued:
                         new_asked += 1
                         new.append(item)
+                    elif item.trial.number in lost:  # its place may have been taken: admitted as new
+                        new.append(item)
                     if getattr(sampler, "exhausted", False):
                         break
                 if new and state is not None and state.budget is not None:
@@ -123,9 +127,11 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
     return asked
 
 
-def _waiting_numbers(study: optuna.Study) -> set[int]:
-    """Numbers of the study's WAITING trials: enqueued references and re-queued retries."""
-    return {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))}
+def _waiting_numbers(study: optuna.Study) -> tuple[set[int], set[int]]:
+    """Numbers of the study's WAITING trials (enqueued references and re-queued retries), and of
+    those among them :func:`retry_lost` queued."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return {t.number for t in waiting}, {t.number for t in waiting if t.system_attrs.get(LOST_ATTR)}
 
 
 # ----------------------------------------------------------------------------------------- run

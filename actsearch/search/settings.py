@@ -19,7 +19,7 @@ from ..evaluation import MNIST1D_VARIANTS, Fidelity, get_fidelity, list_datasets
 from ..expressions import Space, load_space, space_from_dict
 from .samplers import COSTS, SAMPLERS
 
-__all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "DEFAULTS",
+__all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "OWN_FAILURES", "MAX_RETRIES", "DEFAULTS",
            "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "build_settings", "normalize_dataset"]
 
 #: Seeds are 0 … MAX_SEED: a worker's sampler stream adds 7919 × (its index ≤ 250,000) and numpy's
@@ -36,6 +36,12 @@ REFERENCES_ATTR = "references"
 #: Failures that say something about the function (a later equivalent trial copies them);
 #: "interrupted" or a stale worker says nothing, so an equivalent trial is trained instead.
 EVALUATED_FAILURES = ("degenerate", "diverged", "error")
+#: Statuses a FAIL trial gets from actsearch itself; a FAIL trial with any other status (none, or
+#: "ok" when its worker died between scoring and telling) was failed by a stale heartbeat.
+OWN_FAILURES = (*EVALUATED_FAILURES, "over_budget", "interrupted", "duplicate_reference")
+#: How many times a trial whose worker died is re-queued: a candidate that was running when its
+#: worker died MAX_RETRIES + 1 times (e.g. one that exhausts the machine's memory) is given up.
+MAX_RETRIES = 3
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from optuna.storages.journal import JournalFileBackend
 from ..errors import ActsearchError, StudyNotFoundError
 from ..paths import output_dir
 from ._signals import sigint_deferred
-from .settings import SETTINGS_ATTR, SearchSettings
+from .settings import MAX_RETRIES, SETTINGS_ATTR, SearchSettings
 
 __all__ = [
     "DEFAULT_STORAGE", "resolve_storage", "open_storage", "artifact_dir", "artifact_store", "load_study",
@@ -135,7 +135,7 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
                     storage = RetryingRDBStorage(
                         url, engine_kwargs=engine_kwargs, heartbeat_interval=interval, grace_period=grace,
                         heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                            max_retry=1, inherit_intermediate_values=False),
+                            max_retry=MAX_RETRIES, inherit_intermediate_values=False),
                     )
                 break
             except Exception as exc:

@@ -15,10 +15,10 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from .settings import BUDGET_ATTR, EVALUATED_FAILURES
+from .settings import BUDGET_ATTR, EVALUATED_FAILURES, MAX_RETRIES, OWN_FAILURES
 
 __all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
-           "evaluated_keys", "cleanup_run", "Heartbeat"]
+           "evaluated_keys", "cleanup_run", "LOST_ATTR", "requeue", "retry_lost", "Heartbeat"]
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -107,6 +107,50 @@ def cleanup_run(study: optuna.Study, run_id: str, reason: str = "interrupted") -
         except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
             pass
     return n
+
+
+#: System attribute of a retry :func:`retry_lost` queued: its place in the budget may have been
+#: taken meanwhile, so it is admitted like a new trial (:func:`over_budget`), not taken as counted.
+LOST_ATTR = "lost_retry"
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial, *, lost: bool = False) -> None:
+    """Queue a WAITING copy of a trial this worker could not finish (SIGTERM, Ctrl-C), exactly as a
+    stale heartbeat would (or :func:`retry_lost`), so the candidate is trained by someone and the budget is kept."""
+    history = list(trial.system_attrs.get("retry_history", [])) + [trial.number]
+    keep = {k: v for k, v in trial.user_attrs.items() if k in ("expression", "latex", "key", "structure",
+                                                                 "core_units", "op_count", "reference")}
+    system = {k: v for k, v in trial.system_attrs.items() if k not in ("retry_history", LOST_ATTR)}
+    if lost:
+        system[LOST_ATTR] = True
+    system.setdefault("failed_trial", trial.number)
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs=keep, system_attrs={**system, "retry_history": history}))
+
+
+def retry_lost(study: optuna.Study) -> int:
+    """Re-queue the stale-failed trials whose retry never came; returns how many.
+
+    Optuna fails a dead worker's trial and only then calls the retry callback: a process killed
+    between the two (it is often a worker being preempted too) leaves the trial FAIL with no WAITING
+    copy — a candidate lost and a place in the budget freed. A trial failed by a stale heartbeat has
+    none of actsearch's own failure statuses (:data:`OWN_FAILURES`); one no retry replaced is
+    re-queued here, unless it used its MAX_RETRIES. Its place in the budget was free meanwhile and
+    another trial may have taken it: the copy is admitted like a new trial (it may fail
+    ``over_budget``), so the budget stays exact. A sweep that runs in the milliseconds between
+    another process's fail and its callback re-queues a second copy: it is trained as a
+    ``duplicate_of`` the first or fails ``over_budget``, as any equivalent trial would."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if t.user_attrs.get("status") not in OWN_FAILURES
+              and len(t.system_attrs.get("retry_history", ())) < MAX_RETRIES]
+    if not failed:
+        return 0
+    replaced = replaced_numbers(study.get_trials(deepcopy=False))
+    lost = [t for t in failed if t.number not in replaced]
+    for t in lost:
+        requeue(study, t, lost=True)
+    return len(lost)
 
 
 class Heartbeat:

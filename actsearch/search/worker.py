@@ -44,7 +44,7 @@ from .batch import OnTrial
 from .driver import RunConfig, open_study, run_worker
 from .settings import REFERENCES_ATTR, SearchSettings, space_hash, space_to_dict
 from .storage import artifact_store, heartbeat_settings, load_study, open_storage, read_settings
-from .trials import budget_state
+from .trials import budget_state, requeue
 
 __all__ = ["check_compatible", "requeue", "run_distributed_worker", "WorkerResult", "trial_kind", "OnStart"]
 
@@ -72,19 +72,6 @@ def check_compatible(settings: SearchSettings, study_name: str) -> Space:
             f"study {study_name!r}: this machine reads the study's space differently (space hash "
             f"{settings.space_hash} vs {space_hash(here)}): install the same actsearch version everywhere")
     return space
-
-
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Queue a WAITING copy of a trial this worker could not finish (SIGTERM, Ctrl-C), exactly as a
-    stale heartbeat would, so the candidate is trained by someone and the budget is kept."""
-    history = list(trial.system_attrs.get("retry_history", [])) + [trial.number]
-    keep = {k: v for k, v in trial.user_attrs.items() if k in ("expression", "latex", "key", "structure",
-                                                                 "core_units", "op_count", "reference")}
-    system = {k: v for k, v in trial.system_attrs.items() if k != "retry_history"}
-    system.setdefault("failed_trial", trial.number)
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs=keep, system_attrs={**system, "retry_history": history}))
 
 
 @dataclass

@@ -28,7 +28,7 @@ from actsearch.cli import main
 from actsearch.errors import ActsearchError
 from actsearch.search import (EVALUATED_FAILURES, RetryingRDBStorage, SearchSettings, load_study, open_storage,
                                read_settings)
-from actsearch.search import counted, replaced_numbers
+from actsearch.search import MAX_RETRIES, counted, replaced_numbers
 from actsearch.errors import IncompatibleWorkerError
 from actsearch.search import check_compatible
 
@@ -137,9 +137,10 @@ def _check_once(url: str, study_name: str, budget: int) -> list[optuna.trial.Fro
         elif t.state == TrialState.COMPLETE:
             assert t.user_attrs["key"] not in trained, f"key trained twice: {trained[t.user_attrs['key']]}, {t.number}"
             trained[t.user_attrs["key"]] = t.number
-    for t in trials:  # the uncounted ones say why
+    for t in trials:  # the uncounted ones say why: replaced by a retry, failed by actsearch, or given up
         if t not in used:
-            assert t.number in replaced or t.user_attrs.get("status") in ("over_budget", "interrupted", None)
+            assert (t.number in replaced or t.user_attrs.get("status") in ("over_budget", "interrupted")
+                    or len(t.system_attrs.get("retry_history", ())) >= MAX_RETRIES), (t.number, t.user_attrs, t.system_attrs)
     return trials
 
 

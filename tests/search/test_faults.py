@@ -15,7 +15,7 @@ import pytest
 from optuna.trial import TrialState
 
 from actsearch.cli import main
-from actsearch.search import counted, drop_duplicate_references, load_study, replaced_numbers
+from actsearch.search import MAX_RETRIES, counted, drop_duplicate_references, load_study, replaced_numbers, retry_lost
 from tests.search.test_distributed import ENV, SLOW, _check_once, _create, _finish, _start, pg_url  # noqa: F401
 
 SEARCH = ["search", "--no-plots", "--quiet", "--device", "cpu", "--pruner", "none", "--batch", "2"]
@@ -92,6 +92,49 @@ def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) 
     assert TrialState.WAITING not in states and TrialState.RUNNING not in states, states
     assert any(t.system_attrs.get("retry_history") and t.state == TrialState.COMPLETE for t in study.get_trials()), \
         [(t.number, t.state, t.user_attrs.get("status"), t.system_attrs.get("retry_history")) for t in study.get_trials()]
+
+
+def test_a_trial_whose_retry_was_lost_or_died_again_is_retried(tmp_path: Path) -> None:
+    """Two ways a dead worker's trial used to be lost (seen once in ten kills on PostgreSQL): the
+    process that failed it stale was killed before Optuna's callback queued the retry, and a retry
+    whose own worker died was never retried again (max_retry was 1). The next run re-queues both,
+    admitted like new trials (the budget stays exact); one that used its MAX_RETRIES is given up."""
+    url = f"sqlite:///{tmp_path}/l.db"
+    argv = [*SEARCH, "--storage", url, "--study", "l", "--space", "tiny", "--fidelity", "smoke", "--sampler",
+            "random"]
+    made = subprocess.run([sys.executable, "-m", "actsearch", *argv, "--trials", "4", "--workers", "0"],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-2000:]
+    study = load_study(url, "l")
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3  # the references: 3 of the 4 places
+    choice = optuna.distributions.CategoricalDistribution
+    distributions = {"u1_unary1": choice(("x", "sigmoid", "tanh", "relu")),
+                     "u1_unary2": choice(("x", "sigmoid", "tanh", "relu")), "u1_binary": choice(("mul", "max", "add"))}
+
+    def dead(second: str, history: list[int]) -> int:  # a trial failed by a stale heartbeat, as Optuna leaves it
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.FAIL, params={"u1_unary1": "x", "u1_unary2": second, "u1_binary": "mul"},
+            distributions=distributions, user_attrs={"status": "ok"},
+            system_attrs={"retry_history": history} if history else {}))
+        return study.get_trials(deepcopy=False)[-1].number
+
+    lost = dead("tanh", [])  # failed, then the failing process died: no retry queued
+    again = dead("relu", [90])  # itself a retry (of a trial 90), whose worker died too
+    given_up = dead("x", list(range(90, 90 + MAX_RETRIES)))
+    assert retry_lost(study) == 2
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert sorted(t.system_attrs["retry_history"][-1] for t in waiting if t.number > given_up) == [lost, again]
+    assert retry_lost(study) == 0  # replaced now: never queued twice by one process
+    out = subprocess.run([sys.executable, "-m", "actsearch", *argv, "--trials", "0"], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = load_study(url, "l").get_trials()
+    replaced = replaced_numbers(trials)
+    assert {lost, again} <= replaced and given_up not in replaced
+    copies = {t.system_attrs["retry_history"][-1]: t for t in trials if t.number > given_up}
+    assert copies[lost].state == TrialState.COMPLETE  # the 4th place
+    assert copies[again].user_attrs["status"] == "over_budget", copies[again].user_attrs  # no 5th
+    assert sum(counted(t, replaced) for t in trials) == 4
 
 
 def test_references_enqueued_twice_are_counted_once(tmp_path: Path) -> None:

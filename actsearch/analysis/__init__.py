@@ -11,7 +11,8 @@ from __future__ import annotations
 from .compare import ALPHA, CSV_FIELDS, Entry, compare, entry, holm, found, pm, read_csv, reference_entries, transfer, write_csv
 from .leaderboard import Row, export_top, leaderboard, verify
 from .noise import PANEL, NoiseReport, NoiseRow, format_noise, mde, measure_noise
-from .rediscover import STRICT_BETA_MIN, RediscoverOptions, rediscover, swish_like_info, transfer_only, verdict
+from .rediscover import (STRICT_BETA_MIN, RediscoverOptions, rediscover, swish_like_info, transfer_only, verdict,
+                         verdict_only)
 from .report import format_leaderboard, format_transfer, format_verify, study_summary
 from .shape import (FAMILIES, SHAPE_RANGE, SWISH_LIKE_THRESHOLD, Match, is_swish_like, nearest, shape_distances,
                     swish_fit)
@@ -21,7 +22,7 @@ __all__ = [
     "write_csv",
     "Row", "export_top", "leaderboard", "verify",
     "PANEL", "NoiseReport", "NoiseRow", "format_noise", "mde", "measure_noise",
-    "STRICT_BETA_MIN", "RediscoverOptions", "rediscover", "swish_like_info", "transfer_only", "verdict",
+    "STRICT_BETA_MIN", "RediscoverOptions", "rediscover", "swish_like_info", "transfer_only", "verdict", "verdict_only",
     "format_leaderboard", "format_transfer", "format_verify", "study_summary",
     "FAMILIES", "SHAPE_RANGE", "SWISH_LIKE_THRESHOLD", "Match", "is_swish_like", "nearest", "shape_distances",
     "swish_fit",

@@ -54,19 +54,19 @@ from .leaderboard import export_top, leaderboard, verify
 from .report import format_leaderboard, format_transfer, format_verify, study_summary
 from .shape import is_swish_like, nearest, swish_fit
 
-__all__ = ["RediscoverOptions", "rediscover", "transfer_only", "verdict", "swish_like_info", "STRICT_BETA_MIN"]
+__all__ = ["RediscoverOptions", "rediscover", "transfer_only", "verdict_only", "verdict", "swish_like_info", "STRICT_BETA_MIN"]
 
 #: is_swish_like accepts a scaled x·σ(βx) with small β, which over [−5, 5] is nearly linear with a
 #: kink: x + max(x, 0) fits 3·x·σ(0.18x) at distance 0.076. The verdict reports a strict reading too.
 STRICT_BETA_MIN = 0.5
 
 
-def swish_like_info(expression: str) -> tuple[bool, float | None, float]:
-    """(is Swish-like, fitted β, Swish distance) of an expression."""
+def swish_like_info(expression: str, reflect: bool = True) -> tuple[bool, float | None, float]:
+    """(is Swish-like, fitted β, Swish distance) of an expression (``reflect``: f or −f(−x))."""
     cand = parse(expression)
     try:
-        fit = swish_fit(cand)
-        return is_swish_like(cand), fit.beta, fit.distance
+        fit = swish_fit(cand, reflect)
+        return is_swish_like(cand, reflect), fit.beta, fit.distance
     except Exception:  # an expression the shape analysis cannot evaluate is simply not Swish-like
         return False, None, math.inf
 
@@ -80,14 +80,15 @@ def _vs_relu(rec: dict[str, Any]) -> str:
     return f"vs ReLU: Δ {mean:+.4f}{sd} (paired over {len(rec['test_accuracies'])} seeds), p={p}"
 
 
-def verdict(records: Sequence[dict[str, Any]], top: int = 5) -> tuple[bool, list[str]]:
-    """(yes/no, report lines) from :func:`actsearch.analysis.verify` records."""
+def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = True) -> tuple[bool, list[str]]:
+    """(yes/no, report lines) from :func:`actsearch.analysis.verify` records; ``reflect=False`` reads
+    Swish-likeness one-sided (before point reflection was one shape)."""
     relu = next(r for r in records if r["name"] == "relu")
     swish = next((r for r in records if r["name"] == "swish"), None)
     found = [r for r in records if r["name"] not in ("relu", "swish") and r["test_mean"] is not None]
     found.sort(key=lambda r: -r["test_mean"])
     best5 = found[:top]
-    hits = [(r, *swish_like_info(r["expression"])) for r in best5]
+    hits = [(r, *swish_like_info(r["expression"], reflect)) for r in best5]
     hits = [h for h in hits if h[1]]
     lines = []
     strict = [h for h in hits if h[2] is not None and h[2] >= STRICT_BETA_MIN]
@@ -183,6 +184,7 @@ class RediscoverOptions:
     output: str | None = None
     transfer: str | None = None
     transfer_only: bool = False
+    verdict_only: bool = False
     transfer_k: int = 3
     transfer_seeds: int = 5
     # On a 2-core CPU larger populations of 2-D CNNs were slower per network.
@@ -281,6 +283,24 @@ def transfer_only(opts: RediscoverOptions) -> int:
                                  "device", "output", "storage", "study"))
     (out / "transfer_command.txt").write_text(command + "\n", encoding="utf-8")
     _run_transfer(out, records, fids, opts, device, cands, command)
+    return 0
+
+
+def verdict_only(opts: RediscoverOptions) -> int:
+    """--verdict-only: an earlier run's verdict read both ways — f alone, and f or its point
+    reflection −f(−x) (one shape to a network) — from its verification, without training; written
+    to ``verdict_reflection.txt`` beside it."""
+    out = opts.out
+    if not out.is_dir():
+        raise ActsearchError(f"--verdict-only: no folder {out} (give the --output of an earlier rediscover run)")
+    records, _ = _load_verified(out, opts.storage, opts.study)
+    lines = [f"verdict of {out.name}, read both ways (from its verification; nothing re-trained)"]
+    for reflect, title in ((False, "one-sided (f alone)"), (True, "with point reflection (f or -f(-x))")):
+        yes, text = verdict(records, reflect=reflect)
+        lines += [f"{title}: {'yes' if yes else 'no'}", *(f"  {t}" for t in text)]
+    text = "\n".join(lines) + "\n"
+    (out / "verdict_reflection.txt").write_text(text, encoding="utf-8")
+    print(text, end="")
     return 0
 
 

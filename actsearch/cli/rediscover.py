@@ -8,7 +8,7 @@ from typing import Any
 
 import optuna
 
-from ..analysis import RediscoverOptions, rediscover, transfer_only
+from ..analysis import RediscoverOptions, rediscover, transfer_only, verdict_only
 from ..paths import output_dir
 from ..search import MAX_SEEDS
 from ._common import SEED, Progress, add_threads_option, amount, count, device
@@ -23,6 +23,8 @@ def cmd_rediscover(args: argparse.Namespace) -> int:
     opts = RediscoverOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RediscoverOptions)})
     device(opts.device)  # a bad --device, --transfer or --output fails before the search
     opts.transfer_fidelities()
+    if opts.verdict_only:
+        return verdict_only(opts)
     if opts.transfer_only:  # an earlier run's folder: it must exist (transfer_only says so)
         return transfer_only(opts)
     output_dir(opts.out, "--output")
@@ -69,6 +71,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--transfer-only", action="store_true",
                    help="run only the transfer check on an existing --output folder (its study.db or verify.csv), "
                         "without searching again; writes transfer_command.txt")
+    s.add_argument("--verdict-only", action="store_true",
+                   help="print an earlier --output folder's verdict read both ways (f alone; f or its point "
+                        "reflection -f(-x)) from its verification, without training; writes verdict_reflection.txt")
     s.add_argument("--transfer-k", type=count(1), default=_DEFAULTS.transfer_k, help="verified candidates transferred (default 3)")
     s.add_argument("--transfer-seeds", type=count(1, MAX_SEEDS), default=_DEFAULTS.transfer_seeds,
                    help="paired seeds per transfer child (default 5; the verification's seeds, extended)")

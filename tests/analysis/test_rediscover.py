@@ -57,3 +57,19 @@ def test_swish_like_info() -> None:
     ok, beta, dist = swish_like_info("x*sigmoid(1.5*x)")
     assert ok and abs(beta - 1.5) < 0.05 and dist < 1e-3
     assert not swish_like_info("relu(x)")[0]
+
+
+def test_verdict_only_reads_an_old_run_both_ways(tmp_path: Path, capsys) -> None:
+    """σ(−x)·min(0, x) is the point reflection of σ(x)·max(0, x): not Swish-like alone, Swish-like
+    as one shape with its reflection — the old bn-seed-1 "no" read both ways, nothing trained."""
+    (tmp_path / "verify.csv").write_text(
+        "name,expression,test_mean,test_std,diff_vs_relu,diff_std,p_value,fidelity,seeds\n"
+        "rank 1 (#20),\"sigmoid(-x)*Min(0, x)\",0.96,0.005,0.017,0.036,0.36,standard_bn,1 2 3\n"
+        "rank 2 (#7),x*atan(x),0.95,0.004,0.01,0.03,0.5,standard_bn,1 2 3\n"
+        "relu,\"Max(0, x)\",0.94,0.01,,,,standard_bn,1 2 3\n"
+        "swish,x*sigmoid(beta*x),0.955,0.01,0.015,0.03,0.4,standard_bn,1 2 3\n", encoding="utf-8")
+    assert main(["rediscover", "--verdict-only", "--output", str(tmp_path)]) == 0
+    text = (tmp_path / "verdict_reflection.txt").read_text(encoding="utf-8")
+    assert "one-sided (f alone): no" in text and "with point reflection (f or -f(-x)): yes" in text
+    assert capsys.readouterr().out == text
+    assert main(["rediscover", "--verdict-only", "--output", str(tmp_path / "missing")]) == 2

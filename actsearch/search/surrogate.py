@@ -122,10 +122,13 @@ def study_training_set(study: Study, space: Space, cache: FeatureCache
             value = float("nan")
         else:
             continue
-        cand = _candidate_of(t, space, names)
-        if cand is None or cand.key != key:
-            continue
-        vec = cache.get(cand)
+        if key in cache.vectors:  # the trial's key attribute is its candidate's key (Batch._describe)
+            vec = cache.vectors[key]
+        else:
+            cand = _candidate_of(t, space, names)
+            if cand is None or cand.key != key:
+                continue
+            vec = cache.get(cand)
         if np.isnan(value):
             failed[key] = vec
         else:

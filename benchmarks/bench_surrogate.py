@@ -116,7 +116,10 @@ def spearman_table(keys: list[str], mats: dict[str, np.ndarray], table: dict[str
                 ok = tr[~np.isnan(vals[tr])]
                 bad = tr[np.isnan(vals[tr])]
                 t0 = time.perf_counter()
-                pred = make_predictor(name, seed=d).fit(x[ok], vals[ok], x[bad]).predict(x[te])
+                # "-trainscale": standardize on the training set only, not on every candidate
+                base, _, variant = name.partition("-")
+                model = make_predictor(base, seed=d).fit(x[ok], vals[ok], x[bad], None if variant else x)
+                pred = model.predict(x[te])
                 fit_s.append(time.perf_counter() - t0)
                 good = ~np.isnan(vals[te])
                 rhos.append(float(spearmanr(pred.mean[good], vals[te][good]).statistic))

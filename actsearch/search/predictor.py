@@ -64,17 +64,21 @@ class Predictor:
     _model: object = field(default=None, repr=False)
     _embed: PCA | None = field(default=None, repr=False)
     _classifier: KNeighborsClassifier | None = field(default=None, repr=False)
+    _z: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]  # the standardized training set
     _y: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _prior: tuple[float, float] = (0.0, 1.0)
 
     def _standardize(self, x: np.ndarray) -> np.ndarray:
         return np.clip((x - self._center) / self._scale, -_CLIP, _CLIP)
 
-    def fit(self, ok: np.ndarray, values: np.ndarray, failed: np.ndarray | None = None) -> Predictor:
+    def fit(self, ok: np.ndarray, values: np.ndarray, failed: np.ndarray | None = None,
+            pool: np.ndarray | None = None) -> Predictor:
         """``ok``: features (n, d) of trained functions with accuracies ``values`` (n,); ``failed``:
-        features (m, d) of functions whose training failed."""
+        features (m, d) of functions whose training failed; ``pool``: features of the functions
+        that will be predicted — the standardization (and the kNN's embedding) is fitted on them
+        too, as AQuaSurF fits its UMAP on every candidate (they need no training)."""
         failed = np.zeros((0, ok.shape[1])) if failed is None else failed
-        every = np.concatenate([ok, failed])
+        every = np.concatenate([ok, failed] + ([pool] if pool is not None else []))
         if len(every) == 0:
             raise ValueError("nothing to fit on")
         self._center = every.mean(axis=0)
@@ -85,13 +89,13 @@ class Predictor:
         self._prior = (float(values.mean()) if len(values) else 0.0,
                        float(values.std()) if len(values) > 1 else 1.0)
         self._model = None
+        self._z, self._y = z_ok, values
         if len(values) >= _MIN_TRAIN:
             if self.kind == "gp":
                 self._model = self._fit_gp(z_ok, values)
             elif self.kind == "knn":
-                self._y = values
                 self._embed = PCA(n_components=min(2, z_ok.shape[1], len(every)), random_state=self.seed).fit(
-                    np.concatenate([z_ok, z_failed]))
+                    self._standardize(every))
                 self._model = KNeighborsRegressor(n_neighbors=min(3, len(values))).fit(self._embed.transform(z_ok),
                                                                                       values)
             else:
@@ -113,6 +117,22 @@ class Predictor:
         with warnings.catch_warnings():  # a bound reached on a tiny training set is not worth a warning
             warnings.simplefilter("ignore", ConvergenceWarning)
             return gp.fit(z, y)
+
+    def believe(self, pending: np.ndarray) -> Predictor:
+        """Kriging believer (Ginsbourger, Le Riche & Carraro 2010): a copy whose GP also holds the
+        ``pending`` functions (asked, not told) at their predicted mean, kernel unchanged — their
+        neighbourhood's sd shrinks, so the next ask of a batch looks elsewhere. kNN: unchanged."""
+        if not isinstance(self._model, GaussianProcessRegressor) or len(pending) == 0:
+            return self
+        z_p = self._standardize(pending)
+        gp = self._model
+        lies = gp.predict(z_p)
+        believer = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None, random_state=self.seed)
+        out = Predictor(self.kind, self.kappa, self.hurdle, self.seed)
+        out._center, out._scale, out._prior, out._classifier = self._center, self._scale, self._prior, self._classifier
+        out._z, out._y = np.concatenate([self._z, z_p]), np.concatenate([self._y, lies])
+        out._model = believer.fit(out._z, out._y)
+        return out
 
     def predict(self, x: np.ndarray) -> Prediction:
         z = self._standardize(x)

@@ -11,7 +11,8 @@ Features (:mod:`actsearch.evaluation.features`) are computed once per key and pr
 (:class:`FeatureCache`, shared by every sampler of the same fidelity and groups), so repeated asks
 cost a fit and one prediction over the pool. A batch — several trials asked before any is told —
 stays apart because keys already RUNNING count as tried (:meth:`SpaceSampler._tried`, as for the
-other samplers); the fit is reused until a trial is told. Workers, pruning and resuming work as
+other samplers), and the fit — reused until a trial is told — believes each RUNNING function
+at its predicted mean (a kriging believer: the batch spreads out instead of piling on one peak). Workers, pruning and resuming work as
 for the other samplers: everything the sampler knows is read from the study.
 """
 from __future__ import annotations
@@ -156,7 +157,7 @@ class SurrogateSampler(SpaceSampler):
         self._predictor_name, self._hurdle, self._seed = predictor, hurdle, 0 if seed is None else seed
         self._pool: list[tuple[str, Params]] | None = None  # (key, structure), one per distinct function
         self._pool_x: np.ndarray | None = None
-        self._fit: tuple[tuple[int, ...], np.ndarray] | None = None  # (told trial numbers, acquisition)
+        self._fit: tuple[tuple[int, ...], Predictor | None] | None = None  # (told trial numbers, its fit)
 
     def pool(self) -> list[tuple[str, Params]]:
         """The distinct non-degenerate functions the sampler chooses among (built on first use)."""
@@ -177,21 +178,27 @@ class SurrogateSampler(SpaceSampler):
         return self._pool
 
     def _acquisition(self, study: Study) -> np.ndarray:
+        """UCB over the pool from a fit on the told trials (refitted only when one more is told),
+        with the RUNNING ones believed at their predicted mean (:meth:`Predictor.believe`)."""
         told = tuple(t.number for t in study.get_trials(deepcopy=False, states=(
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
-        if self._fit is not None and self._fit[0] == told:
-            return self._fit[1]
         pool = self.pool()
         assert self._pool_x is not None
-        x_ok, y_ok, x_failed, _ = study_training_set(study, self._space, self.cache)
-        if len(y_ok) == 0:
-            acq = self._rng.uniform(size=len(pool))
-        else:
-            model: Predictor = make_predictor(self._predictor_name, kappa=self.kappa, hurdle=self._hurdle,
-                                              seed=self._seed)
-            acq = model.fit(x_ok, y_ok, x_failed).predict(self._pool_x).acquisition(self.kappa)
-        self._fit = (told, acq)
-        return acq
+        if self._fit is None or self._fit[0] != told:
+            x_ok, y_ok, x_failed, _ = study_training_set(study, self._space, self.cache)
+            model = None
+            if len(y_ok):
+                model = make_predictor(self._predictor_name, kappa=self.kappa, hurdle=self._hurdle,
+                                       seed=self._seed).fit(x_ok, y_ok, x_failed, self._pool_x)
+            self._fit = (told, model)
+        model = self._fit[1]
+        if model is None:
+            return self._rng.uniform(size=len(pool))
+        running = [t.user_attrs["key"] for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                   if t.user_attrs.get("key") in self.cache.vectors]
+        if running:
+            model = model.believe(np.stack([self.cache.vectors[k] for k in running]))
+        return model.predict(self._pool_x).acquisition(self.kappa)
 
     def sample_relative(self, study: Study, trial: FrozenTrial,
                         search_space: dict[str, BaseDistribution]) -> dict[str, Any]:

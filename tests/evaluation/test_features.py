@@ -8,7 +8,7 @@ import torch
 from actsearch.evaluation import FEATURE_GROUPS, candidate_features, feature_names, layer_statistics, squash
 from actsearch.expressions import parse
 
-ODD = ["exp(cosh(x))", "sinh(exp(x))", "x**3*exp(x**2)", "x/(x - x + 0.000001)", "cosh(x)**20", "x"]
+ODD = ["exp(cosh(x))", "sinh(exp(x))", "x**3*exp(x**2)", "x/(x - x + 0.000001)", "cosh(x)**16*exp(exp(x))", "x"]
 
 
 def test_squash_maps_every_float_to_a_finite_number() -> None:

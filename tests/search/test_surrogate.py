@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from actsearch.cli import main
 from actsearch.expressions import load_space
-from actsearch.search import FeatureCache, SurrogateSampler, load_study, make_sampler
+from actsearch.search import FeatureCache, SurrogateSampler, load_study, make_sampler, read_settings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -63,8 +63,8 @@ def test_after_warm_up_it_proposes_better_functions_than_the_pool_average() -> N
     sampler = SurrogateSampler(space, "smoke", seed=1, warmup=6, cache=FeatureCache("smoke"))
     pool_values = [_value(space.build(dict(p))) for _, p in sampler.pool()]
     _, values = _replay(sampler, 6, batch=2)
-    proposed = values[6:]  # the warm-up's 6 are random
-    assert np.mean(proposed) > np.mean(pool_values) + 0.1
+    proposed = values[6:10]  # the warm-up's 6 are random; the next 4 the surrogate's first picks
+    assert np.mean(proposed) > np.mean(pool_values) + 0.15
     assert max(values) >= sorted(pool_values)[-3]  # one of the pool's three best is found in 12 trials
 
 
@@ -94,11 +94,10 @@ def searched(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_search_with_the_surrogate_through_the_cli(searched: str) -> None:
     study = load_study(searched, "sur")
-    assert study.user_attrs["settings"]["sampler"] == "surrogate"
-    own = [t for t in study.trials if not t.user_attrs.get("reference")]
-    assert len(own) >= 14
-    trained = [t.user_attrs["key"] for t in own if "duplicate_of" not in t.user_attrs and "key" in t.user_attrs
-               and t.state == TrialState.COMPLETE]
+    assert read_settings(study).sampler == "surrogate"
+    assert len(study.trials) >= 14  # the budget counts the enqueued references
+    trained = [t.user_attrs["key"] for t in study.trials if "duplicate_of" not in t.user_attrs
+               and "key" in t.user_attrs and t.state == TrialState.COMPLETE]
     assert len(trained) == len(set(trained)) >= 10
 
 
@@ -107,9 +106,10 @@ def test_predict_answers_in_the_order_given(searched: str) -> None:
     rc, out, err = _cli(["predict", *exprs, "--study", "sur", "--storage", searched])
     assert rc == 0, err
     lines = out.strip().splitlines()
-    assert [ln.split()[0] for ln in lines] == exprs
-    for ln in lines:
-        mean, sd = float(ln.split()[1]), float(ln.split()[3])
+    assert len(lines) == len(exprs)
+    for ln, expr in zip(lines, exprs):
+        assert ln.startswith(expr + " ")
+        mean, sd = (float(v) for v in ln[len(expr):].split()[:3:2])
         assert 0.0 <= mean <= 1.0 and sd >= 0.0
 
 

@@ -40,7 +40,7 @@ from bench_search import Entry, load_table, tabular_run  # noqa: E402  (the repl
 
 from actsearch.evaluation import FEATURE_GROUPS, cache_dir, candidate_features, get_fidelity, train_population  # noqa: E402
 from actsearch.expressions import Candidate, Space, parse  # noqa: E402
-from actsearch.search import DEFAULT_GROUPS, FeatureCache, SurrogateSampler, make_predictor, make_sampler  # noqa: E402
+from actsearch.search import KAPPA, DEFAULT_GROUPS, FeatureCache, SurrogateSampler, make_predictor, make_sampler  # noqa: E402
 
 SUBSETS: tuple[tuple[str, ...], ...] = (("output",), ("init",), ("fisher",), ("output", "init"),
                                         ("output", "fisher"), ("output", "init", "fisher"))
@@ -117,8 +117,10 @@ def spearman_table(keys: list[str], mats: dict[str, np.ndarray], table: dict[str
                 bad = tr[np.isnan(vals[tr])]
                 t0 = time.perf_counter()
                 # "-trainscale": standardize on the training set only, not on every candidate
+                # "-trainscale": scaled on the training set only; "-standard": mean/sd instead of quantiles
                 base, _, variant = name.partition("-")
-                model = make_predictor(base, seed=d).fit(x[ok], vals[ok], x[bad], None if variant else x)
+                model = make_predictor(base, seed=d, transform="standard" if variant else "quantile").fit(
+                    x[ok], vals[ok], x[bad], None if variant == "trainscale" else x)
                 pred = model.predict(x[te])
                 fit_s.append(time.perf_counter() - t0)
                 good = ~np.isnan(vals[te])
@@ -137,23 +139,41 @@ def spearman_table(keys: list[str], mats: dict[str, np.ndarray], table: dict[str
 def surrogate_variant(spec: str, space: Space, seed: int, batch: int, warmup: int | None,
                       caches: dict[tuple[str, ...], FeatureCache], keys: list[str],
                       mats: dict[str, np.ndarray]) -> SurrogateSampler:
+    # surrogate[:PREDICTOR[:GROUP+GROUP[:KAPPA[:TRANSFORM[:noimpute]]]]]
     parts = spec.split(":")
     predictor = parts[1] if len(parts) > 1 and parts[1] else "gp"
-    groups = tuple(parts[2].split("+")) if len(parts) > 2 else DEFAULT_GROUPS
+    groups = tuple(parts[2].split("+")) if len(parts) > 2 and parts[2] else DEFAULT_GROUPS
+    kappa = float(parts[3]) if len(parts) > 3 and parts[3] else KAPPA
+    transform = parts[4] if len(parts) > 4 and parts[4] else "quantile"
+    impute = not (len(parts) > 5 and parts[5] == "noimpute")
     if groups not in caches:
         cache = FeatureCache("quick", groups)
         x = np.concatenate([mats[g] for g in groups], axis=1)
         cache.vectors.update(zip(keys, x))
         caches[groups] = cache
-    return SurrogateSampler(space, "quick", seed=seed, predictor=predictor, groups=groups, cache=caches[groups],
-                            warmup=warmup if warmup is not None else max(10, 2 * batch))
+    sampler = SurrogateSampler(space, "quick", seed=seed, predictor=predictor, groups=groups, cache=caches[groups],
+                               warmup=warmup if warmup is not None else max(10, 2 * batch), pool=_POOL.get("pool"),
+                               kappa=kappa, transform=transform, impute=impute)
+    _POOL["pool"] = sampler.pool()  # built once (every structure keyed: ~1 min for paper-1), then shared
+    return sampler
+
+
+_POOL: dict[str, Any] = {}
 
 
 def replay(space: Space, table: dict[str, Entry], samplers: Sequence[str], seeds: int, max_trials: int,
-           batch: int, warmup: int | None, keys: list[str], mats: dict[str, np.ndarray]) -> dict[str, list[list[float]]]:
+           batch: int, warmup: int | None, keys: list[str], mats: dict[str, np.ndarray], threshold: float,
+           top: int) -> dict[str, list[list[float]]]:
+    """Replay every sampler; each one's row is printed as soon as its seeds are done."""
     curves: dict[str, list[list[float]]] = {}
     memo: dict[Any, tuple[str, bool]] = {}
     caches: dict[tuple[str, ...], FeatureCache] = {}
+    marks = [n for n in (10, 25, 50, 100, 200) if n <= max_trials]
+    print(f"\nreplay, batch {batch}, {max_trials} trials, {seeds} seeds: mean best validation "
+          f"accuracy after N functions trained; functions trained until one of the top {top} "
+          f"(median [min–max]; '>' = not found within the budget)")
+    print(f"{'sampler':<34}" + "".join(f"{'N=' + str(n):>9}" for n in marks) + f"   {'to top 1%':<18}found  seconds",
+          flush=True)
     for name in samplers:
         t0 = time.perf_counter()
         for seed in range(seeds):
@@ -161,7 +181,19 @@ def replay(space: Space, table: dict[str, Entry], samplers: Sequence[str], seeds
                        if name.startswith("surrogate") else make_sampler(name, space, seed=seed, batch=batch))
             _, best = tabular_run(space, table, name, seed, max_trials, batch, memo, sampler=sampler)
             curves.setdefault(name, []).append(best)
-        print(f"  replayed {name}: {seeds} seeds in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        runs = curves[name]
+        cells = []
+        for n in marks:
+            got = [r[n - 1] for r in runs if len(r) >= n]
+            cells.append(f"{statistics.mean(got):>9.4f}" if len(got) == len(runs) else f"{'—':>9}")
+        hits = [trials_to(r, threshold) for r in runs]
+        big = max_trials + 1
+        med = statistics.median([h if h is not None else big for h in hits])
+        found = [h for h in hits if h is not None]
+        rng = f"[{min(found)}–{max(found)}]" if found else ""
+        medtxt = f">{max_trials}" if med == big else f"{med:g}"
+        print(f"{name:<34}" + "".join(cells) + f"   {medtxt + ' ' + rng:<18}{len(found):>2}/{len(runs):<4}"
+              f"{time.perf_counter() - t0:>6.0f}", flush=True)
     return curves
 
 
@@ -219,25 +251,8 @@ def main() -> None:
                   f"{r['hurdle_recall']:>9.2f} / {r['hurdle_wrong']:.2f}{r['fit_s']:>8.2f}")
 
     if "search" not in skip:
-        curves = replay(space, table, args.samplers.split(","), args.seeds, args.max_trials, args.batch,
-                        args.warmup, keys, mats)
-        marks = [n for n in (10, 25, 50, 100, 200) if n <= args.max_trials]
-        print(f"\nreplay, batch {args.batch}, {args.max_trials} trials, {args.seeds} seeds: mean best validation "
-              f"accuracy after N functions trained; functions trained until one of the top {top} "
-              f"(median [min–max]; '>' = not found within the budget)")
-        print(f"{'sampler':<30}" + "".join(f"{'N=' + str(n):>9}" for n in marks) + f"   {'to top 1%':<18}found")
-        for name, runs in curves.items():
-            cells = []
-            for n in marks:
-                got = [r[n - 1] for r in runs if len(r) >= n]
-                cells.append(f"{statistics.mean(got):>9.4f}" if len(got) == len(runs) else f"{'—':>9}")
-            hits = [trials_to(r, ranked[top - 1]) for r in runs]
-            big = args.max_trials + 1
-            med = statistics.median([h if h is not None else big for h in hits])
-            found = [h for h in hits if h is not None]
-            rng = f"[{min(found)}–{max(found)}]" if found else ""
-            medtxt = f">{args.max_trials}" if med == big else f"{med:g}"
-            print(f"{name:<30}" + "".join(cells) + f"   {medtxt + ' ' + rng:<18}{len(found)}/{len(runs)}")
+        replay(space, table, args.samplers.split(","), args.seeds, args.max_trials, args.batch, args.warmup, keys,
+               mats, ranked[top - 1], top)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.preprocessing import QuantileTransformer
 
 from ..errors import ActsearchError
 
@@ -59,7 +60,16 @@ class Predictor:
     kappa: float = KAPPA
     hurdle: bool = True
     seed: int = 0
+    # "quantile": each feature mapped through its empirical CDF (over the pool) to N(0,1) — distances
+    # then follow ranks, and no overflowing function sits 50 sd away; "standard": (x − mean) / sd.
+    transform: str = "quantile"
+    # Failed functions enter the GP at the worst score seen: the regression itself learns where
+    # training fails, not only the hurdle.
+    impute: bool = True
+    _quantiles: QuantileTransformer | None = field(default=None, repr=False)
     _center: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
+    _pool_ref: np.ndarray | None = field(default=None, repr=False)
+    _pool_z: np.ndarray | None = field(default=None, repr=False)
     _scale: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _model: object = field(default=None, repr=False)
     _embed: PCA | None = field(default=None, repr=False)
@@ -69,6 +79,10 @@ class Predictor:
     _prior: tuple[float, float] = (0.0, 1.0)
 
     def _standardize(self, x: np.ndarray) -> np.ndarray:
+        if x is self._pool_ref and self._pool_z is not None:  # the sampler predicts its pool at every ask
+            return self._pool_z
+        if self._quantiles is not None and len(x):
+            return np.clip(self._quantiles.transform(x), -_CLIP, _CLIP)
         return np.clip((x - self._center) / self._scale, -_CLIP, _CLIP)
 
     def fit(self, ok: np.ndarray, values: np.ndarray, failed: np.ndarray | None = None,
@@ -84,6 +98,16 @@ class Predictor:
         self._center = every.mean(axis=0)
         sd = every.std(axis=0)
         self._scale = np.where(sd > 1e-9, sd, 1.0)
+        self._quantiles = None
+        if self.transform == "quantile" and len(every) >= 10:
+            self._quantiles = QuantileTransformer(n_quantiles=min(1000, len(every)), output_distribution="normal",
+                                                  random_state=self.seed).fit(every)
+        elif self.transform not in ("quantile", "standard"):
+            raise ActsearchError(f"unknown feature transform {self.transform!r} (use quantile or standard)")
+        self._pool_ref, self._pool_z = None, None
+        if pool is not None:
+            self._pool_z = self._standardize(pool)
+            self._pool_ref = pool
         z_ok, z_failed = self._standardize(ok), self._standardize(failed)
         values = np.asarray(values, dtype=np.float64)
         self._prior = (float(values.mean()) if len(values) else 0.0,
@@ -92,7 +116,10 @@ class Predictor:
         self._z, self._y = z_ok, values
         if len(values) >= _MIN_TRAIN:
             if self.kind == "gp":
-                self._model = self._fit_gp(z_ok, values)
+                if self.impute and len(failed):
+                    self._z = np.concatenate([z_ok, z_failed])
+                    self._y = np.concatenate([values, np.full(len(failed), values.min())])
+                self._model = self._fit_gp(self._z, self._y)
             elif self.kind == "knn":
                 self._embed = PCA(n_components=min(2, z_ok.shape[1], len(every)), random_state=self.seed).fit(
                     self._standardize(every))
@@ -128,8 +155,9 @@ class Predictor:
         gp = self._model
         lies = gp.predict(z_p)
         believer = GaussianProcessRegressor(gp.kernel_, normalize_y=True, optimizer=None, random_state=self.seed)
-        out = Predictor(self.kind, self.kappa, self.hurdle, self.seed)
+        out = Predictor(self.kind, self.kappa, self.hurdle, self.seed, self.transform, self.impute)
         out._center, out._scale, out._prior, out._classifier = self._center, self._scale, self._prior, self._classifier
+        out._quantiles, out._pool_ref, out._pool_z = self._quantiles, self._pool_ref, self._pool_z
         out._z, out._y = np.concatenate([self._z, z_p]), np.concatenate([self._y, lies])
         out._model = believer.fit(out._z, out._y)
         return out
@@ -152,9 +180,10 @@ class Predictor:
         return Prediction(np.asarray(mean, dtype=np.float64), np.asarray(sd, dtype=np.float64), p_fail)
 
 
-def make_predictor(name: str = "gp", *, kappa: float = KAPPA, hurdle: bool = True, seed: int = 0) -> Predictor:
+def make_predictor(name: str = "gp", *, kappa: float = KAPPA, hurdle: bool = True, seed: int = 0,
+                   transform: str = "quantile", impute: bool = True) -> Predictor:
     """The predictor called ``name`` (``gp`` or ``knn``)."""
     key = name.strip().lower()
     if key not in PREDICTORS:
         raise ActsearchError(f"unknown predictor {name!r} (use one of: {', '.join(PREDICTORS)})")
-    return Predictor(key, kappa=kappa, hurdle=hurdle, seed=seed)
+    return Predictor(key, kappa=kappa, hurdle=hurdle, seed=seed, transform=transform, impute=impute)

@@ -147,7 +147,8 @@ class SurrogateSampler(SpaceSampler):
     def __init__(self, space: Space, fidelity: Fidelity | str = "quick", *, seed: int | None = None,
                  warmup: int = 10, predictor: str = "gp", kappa: float = KAPPA, hurdle: bool = True,
                  groups: Sequence[str] = DEFAULT_GROUPS, pool_size: int = POOL_SIZE,
-                 cache: FeatureCache | None = None) -> None:
+                 cache: FeatureCache | None = None, pool: Sequence[tuple[str, Params]] | None = None,
+                 transform: str = "quantile", impute: bool = True) -> None:
         super().__init__(space, seed)
         unknown = set(groups) - set(FEATURE_GROUPS)
         if unknown:
@@ -155,27 +156,32 @@ class SurrogateSampler(SpaceSampler):
         self.warmup, self.kappa, self.pool_size = max(1, warmup), kappa, pool_size
         self.cache = cache if cache is not None else FeatureCache.shared(fidelity, groups)
         self._predictor_name, self._hurdle, self._seed = predictor, hurdle, 0 if seed is None else seed
-        self._pool: list[tuple[str, Params]] | None = None  # (key, structure), one per distinct function
+        self._transform, self._impute = transform, impute
+        # (key, structure), one per distinct function; given: another sampler's pool of this space (replays)
+        self._pool: list[tuple[str, Params]] | None = list(pool) if pool is not None else None
         self._pool_x: np.ndarray | None = None
         self._fit: tuple[tuple[int, ...], Predictor | None] | None = None  # (told trial numbers, its fit)
 
     def pool(self) -> list[tuple[str, Params]]:
         """The distinct non-degenerate functions the sampler chooses among (built on first use)."""
-        if self._pool is None:
-            if self._space.count() <= POOL_ENUMERATE:
-                structures = list(self._space.enumerate())
-            else:
-                rng = np.random.RandomState(self._seed + 104_729)
-                structures = [{n: c[rng.randint(len(c))] for n, c in self._slots} for _ in range(self.pool_size)]
-            seen: dict[str, Params] = {}
-            for params in structures:
-                key, usable = self.key_of(params)
-                if usable and key not in seen:
-                    seen[key] = frozen(params)
-            self._pool = list(seen.items())
+        if self._pool is None or self._pool_x is None:
+            self._pool = self._pool if self._pool is not None else self._build_pool()
             self._pool_x = np.stack([self.cache.get(self._space.build(dict(p))) if k not in self.cache.vectors
                                      else self.cache.vectors[k] for k, p in self._pool])
         return self._pool
+
+    def _build_pool(self) -> list[tuple[str, Params]]:
+        if self._space.count() <= POOL_ENUMERATE:
+            structures = list(self._space.enumerate())
+        else:
+            rng = np.random.RandomState(self._seed + 104_729)
+            structures = [{n: c[rng.randint(len(c))] for n, c in self._slots} for _ in range(self.pool_size)]
+        seen: dict[str, Params] = {}
+        for params in structures:
+            key, usable = self.key_of(params)
+            if usable and key not in seen:
+                seen[key] = frozen(params)
+        return list(seen.items())
 
     def _acquisition(self, study: Study) -> np.ndarray:
         """UCB over the pool from a fit on the told trials (refitted only when one more is told),
@@ -188,8 +194,9 @@ class SurrogateSampler(SpaceSampler):
             x_ok, y_ok, x_failed, _ = study_training_set(study, self._space, self.cache)
             model = None
             if len(y_ok):
-                model = make_predictor(self._predictor_name, kappa=self.kappa, hurdle=self._hurdle,
-                                       seed=self._seed).fit(x_ok, y_ok, x_failed, self._pool_x)
+                model = make_predictor(self._predictor_name, kappa=self.kappa, hurdle=self._hurdle, seed=self._seed,
+                                       transform=self._transform, impute=self._impute
+                                       ).fit(x_ok, y_ok, x_failed, self._pool_x)
             self._fit = (told, model)
         model = self._fit[1]
         if model is None:

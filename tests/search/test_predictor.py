@@ -26,8 +26,11 @@ def test_predictor_ranks_held_out_points(name: str, floor: float) -> None:
 
 def test_gp_is_uncertain_far_from_its_data() -> None:
     x, y = _data(100)
-    pred = make_predictor("gp").fit(x, y).predict(np.vstack([x[:1], x[:1] + 20.0]))
+    # "standard" scaling keeps distances (the default quantile transform caps them at the data's range)
+    pred = make_predictor("gp", transform="standard").fit(x, y).predict(np.vstack([x[:1], x[:1] + 20.0]))
     assert pred.sd[1] > 5 * pred.sd[0]
+    capped = make_predictor("gp").fit(x, y).predict(np.vstack([x[:1], x[:1] + 20.0]))
+    assert capped.sd[1] < pred.sd[1]
 
 
 def test_hurdle_skips_the_region_where_training_failed() -> None:

@@ -119,7 +119,7 @@ def spearman_table(keys: list[str], mats: dict[str, np.ndarray], table: dict[str
                 # "-trainscale": standardize on the training set only, not on every candidate
                 # "-trainscale": scaled on the training set only; "-standard": mean/sd instead of quantiles
                 base, _, variant = name.partition("-")
-                model = make_predictor(base, seed=d, transform="standard" if variant else "quantile").fit(
+                model = make_predictor(base, seed=d, transform="standard" if variant else None).fit(
                     x[ok], vals[ok], x[bad], None if variant == "trainscale" else x)
                 pred = model.predict(x[te])
                 fit_s.append(time.perf_counter() - t0)
@@ -144,7 +144,7 @@ def surrogate_variant(spec: str, space: Space, seed: int, batch: int, warmup: in
     predictor = parts[1] if len(parts) > 1 and parts[1] else "gp"
     groups = tuple(parts[2].split("+")) if len(parts) > 2 and parts[2] else DEFAULT_GROUPS
     kappa = float(parts[3]) if len(parts) > 3 and parts[3] else KAPPA
-    transform = parts[4] if len(parts) > 4 and parts[4] else "quantile"
+    transform = parts[4] if len(parts) > 4 and parts[4] else None
     impute = not (len(parts) > 5 and parts[5] == "noimpute")
     if groups not in caches:
         cache = FeatureCache("quick", groups)

@@ -3,15 +3,16 @@
 Two predictors on the features of :mod:`actsearch.evaluation.features`, both fitted online (a fit
 takes milliseconds at the sizes a study has):
 
-- ``gp`` — a Gaussian process on standardized features (each feature scaled by the training
-  set's mean and sd, clipped to ±5 sd so one overflowing function does not stretch a dimension):
+- ``gp`` — a Gaussian process on standardized features (each feature mapped through its
+  empirical distribution over the pool and the training set to N(0,1), clipped to ±5, so one
+  overflowing function does not stretch a dimension; failed functions enter at the worst score):
   Matérn-5/2 kernel times a constant, plus white noise for the seed noise of a score; the
   acquisition is the upper confidence bound mean + κ·sd (Srinivas et al. 2010), κ = 0.75.
 - ``knn`` — AQuaSurF's recipe (Bingham & Miikkulainen 2023): a 2-D embedding of the features and
   the mean of the 3 nearest trained neighbours in it. AQuaSurF embeds with UMAP; here the
   embedding is PCA on the standardized features (UMAP would need numba; see the README).
 
-Both carry a *hurdle*: a 5-nearest-neighbour classifier on the standardized features that
+Both carry a *hurdle*: a 5-nearest-neighbour classifier on the standardized (mean/sd) features that
 predicts which functions fail (diverge, time out); a function predicted to fail more likely than
 not is never proposed. :data:`PREDICTORS` names them; :func:`make_predictor` builds one.
 """
@@ -62,7 +63,7 @@ class Predictor:
     seed: int = 0
     # "quantile": each feature mapped through its empirical CDF (over the pool) to N(0,1) — distances
     # then follow ranks, and no overflowing function sits 50 sd away; "standard": (x − mean) / sd.
-    transform: str = "quantile"
+    transform: str = "quantile"  # the kNN keeps "standard" (make_predictor): PCA needs the features' own spread
     # Failed functions enter the GP at the worst score seen: the regression itself learns where
     # training fails, not only the hurdle.
     impute: bool = True
@@ -77,6 +78,10 @@ class Predictor:
     _z: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]  # the standardized training set
     _y: np.ndarray = field(default=None, repr=False)  # type: ignore[assignment]
     _prior: tuple[float, float] = (0.0, 1.0)
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        """(x − mean) / sd, clipped: what the hurdle classifies on (a failure's extreme features are its signature)."""
+        return np.clip((x - self._center) / self._scale, -_CLIP, _CLIP)
 
     def _standardize(self, x: np.ndarray) -> np.ndarray:
         if x is self._pool_ref and self._pool_z is not None:  # the sampler predicts its pool at every ask
@@ -131,7 +136,7 @@ class Predictor:
         if self.hurdle and len(failed) and len(values):
             labels = np.r_[np.zeros(len(ok)), np.ones(len(failed))]
             self._classifier = KNeighborsClassifier(n_neighbors=min(5, len(labels))).fit(
-                np.concatenate([z_ok, z_failed]), labels)
+                self._scaled(np.concatenate([ok, failed])), labels)
         return self
 
     def _fit_gp(self, z: np.ndarray, y: np.ndarray) -> GaussianProcessRegressor:
@@ -175,15 +180,17 @@ class Predictor:
             idx = self._model.kneighbors(e, return_distance=False)
             ys = self._y[idx]  # the neighbours' accuracies
             mean, sd = ys.mean(axis=1), ys.std(axis=1)
-        p_fail = (self._classifier.predict_proba(z)[:, list(self._classifier.classes_).index(1.0)]
+        p_fail = (self._classifier.predict_proba(self._scaled(x))[:, list(self._classifier.classes_).index(1.0)]
                   if self._classifier is not None else np.zeros(n))
         return Prediction(np.asarray(mean, dtype=np.float64), np.asarray(sd, dtype=np.float64), p_fail)
 
 
 def make_predictor(name: str = "gp", *, kappa: float = KAPPA, hurdle: bool = True, seed: int = 0,
-                   transform: str = "quantile", impute: bool = True) -> Predictor:
-    """The predictor called ``name`` (``gp`` or ``knn``)."""
+                   transform: str | None = None, impute: bool = True) -> Predictor:
+    """The predictor called ``name`` (``gp`` or ``knn``); ``transform`` None: quantile for the GP,
+    standard for the kNN (as each was validated)."""
     key = name.strip().lower()
     if key not in PREDICTORS:
         raise ActsearchError(f"unknown predictor {name!r} (use one of: {', '.join(PREDICTORS)})")
+    transform = transform or ("quantile" if key == "gp" else "standard")
     return Predictor(key, kappa=kappa, hurdle=hurdle, seed=seed, transform=transform, impute=impute)

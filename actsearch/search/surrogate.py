@@ -148,7 +148,7 @@ class SurrogateSampler(SpaceSampler):
                  warmup: int = 10, predictor: str = "gp", kappa: float = KAPPA, hurdle: bool = True,
                  groups: Sequence[str] = DEFAULT_GROUPS, pool_size: int = POOL_SIZE,
                  cache: FeatureCache | None = None, pool: Sequence[tuple[str, Params]] | None = None,
-                 transform: str = "quantile", impute: bool = True) -> None:
+                 transform: str | None = None, impute: bool = True) -> None:
         super().__init__(space, seed)
         unknown = set(groups) - set(FEATURE_GROUPS)
         if unknown:

@@ -40,7 +40,7 @@ from bench_search import Entry, load_table, tabular_run  # noqa: E402  (the repl
 
 from actsearch.evaluation import FEATURE_GROUPS, cache_dir, candidate_features, get_fidelity, train_population  # noqa: E402
 from actsearch.expressions import Candidate, Space, parse  # noqa: E402
-from actsearch.search import KAPPA, DEFAULT_GROUPS, FeatureCache, SurrogateSampler, make_predictor, make_sampler  # noqa: E402
+from actsearch.search import KAPPA, DEFAULT_GROUPS, DEFAULT_PREDICTOR, FeatureCache, SurrogateSampler, make_predictor, make_sampler  # noqa: E402
 
 SUBSETS: tuple[tuple[str, ...], ...] = (("output",), ("init",), ("fisher",), ("output", "init"),
                                         ("output", "fisher"), ("output", "init", "fisher"))
@@ -141,7 +141,7 @@ def surrogate_variant(spec: str, space: Space, seed: int, batch: int, warmup: in
                       mats: dict[str, np.ndarray]) -> SurrogateSampler:
     # surrogate[:PREDICTOR[:GROUP+GROUP[:KAPPA[:TRANSFORM[:noimpute]]]]]
     parts = spec.split(":")
-    predictor = parts[1] if len(parts) > 1 and parts[1] else "gp"
+    predictor = parts[1] if len(parts) > 1 and parts[1] else DEFAULT_PREDICTOR
     groups = tuple(parts[2].split("+")) if len(parts) > 2 and parts[2] else DEFAULT_GROUPS
     kappa = float(parts[3]) if len(parts) > 3 and parts[3] else KAPPA
     transform = parts[4] if len(parts) > 4 and parts[4] else None

@@ -18,7 +18,7 @@ from .references import REFERENCE_SEARCH_LIMIT, drop_duplicate_references, refer
 from .samplers import (COSTS, PRUNERS, SAMPLERS, EvolutionSampler, ExhaustiveSampler, activation_cost, make_pruner,
                        make_sampler, population_seeds, seed_for_worker)
 from .predictor import KAPPA, PREDICTORS, Prediction, Predictor, make_predictor
-from .surrogate import DEFAULT_GROUPS, POOL_ENUMERATE, POOL_SIZE, FeatureCache, SurrogateSampler, study_training_set
+from .surrogate import DEFAULT_GROUPS, DEFAULT_PREDICTOR, POOL_ENUMERATE, POOL_SIZE, FeatureCache, SurrogateSampler, study_training_set
 from .settings import (BUDGET_ATTR, DEFAULTS, MAX_SEED, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, EVALUATED_FAILURES, OWN_FAILURES, MAX_RETRIES, REFERENCES_ATTR, SETTINGS_ATTR, SearchSettings,
                        build_settings, fidelity_for, normalize_dataset, space_hash, space_to_dict, study_name_for)
 from .storage import (DEFAULT_STORAGE, RetryingRDBStorage, artifact_dir, artifact_store, create_or_load_study,
@@ -36,7 +36,7 @@ __all__ = [
     "stored_settings",
     "SAMPLERS", "PRUNERS", "COSTS", "make_sampler", "make_pruner", "EvolutionSampler", "ExhaustiveSampler",
     "activation_cost", "population_seeds", "seed_for_worker",
-    "SurrogateSampler", "FeatureCache", "DEFAULT_GROUPS", "POOL_ENUMERATE", "POOL_SIZE", "study_training_set",
+    "SurrogateSampler", "FeatureCache", "DEFAULT_GROUPS", "DEFAULT_PREDICTOR", "POOL_ENUMERATE", "POOL_SIZE", "study_training_set",
     "KAPPA", "PREDICTORS", "Prediction", "Predictor", "make_predictor",
     "Batch", "Item", "Reporter", "OnTrial", "has_heartbeats",
     "RunConfig", "open_study", "run_search", "run_worker",

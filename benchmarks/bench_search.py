@@ -163,10 +163,13 @@ def load_table(db: str, study_name: str | None, space_name: str) -> tuple[Any, d
 
 
 def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: int, max_trials: int,
-                batch: int, keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]]) -> tuple[Run, list[float]]:
-    """Replay one search against the table; also returns best validation accuracy per evaluation."""
+                batch: int, keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]],
+                sampler: Any = None) -> tuple[Run, list[float]]:
+    """Replay one search against the table; also returns best validation accuracy per evaluation.
+    ``sampler``: this sampler object instead of ``make_sampler(sampler_name, …)`` (a variant)."""
 
-    sampler = make_sampler(sampler_name, space, seed=seed, batch=batch)
+    if sampler is None:
+        sampler = make_sampler(sampler_name, space, seed=seed, batch=batch)
     study = optuna.create_study(direction="maximize", sampler=sampler)
     slots = space.slots()
     own: dict[str, Entry] = {}

@@ -3,7 +3,7 @@
 Bad input — an unknown operator, a malformed expression or space file, a missing study — is one
 line on stderr and exit status 2, never a traceback. Each command group lives in its own module
 (:mod:`.expressions`: ops, show; :mod:`.search`: search, worker, dashboard; :mod:`.study`: top,
-verify, export; :mod:`.compare`; :mod:`.rediscover`; :mod:`.experiment`); this module wires them.
+verify, export, predict; :mod:`.compare`; :mod:`.rediscover`; :mod:`.experiment`); this module wires them.
 """
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""``actsearch top``, ``actsearch verify``, ``actsearch export``: what a study found."""
+"""``actsearch top``, ``actsearch verify``, ``actsearch export``, ``actsearch predict``: what a study found."""
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Any
 
-from ..analysis import export_top, format_leaderboard, format_verify, leaderboard, study_summary, verify
+from ..analysis import (export_top, format_leaderboard, format_predictions, format_verify, leaderboard, predict_accuracy,
+                        study_summary, verify)
 from ..errors import ActsearchError
 from ..evaluation import get_fidelity
 from ..expressions import parse, write_module
@@ -13,7 +14,7 @@ from ..paths import output_file
 from ..search import MAX_SEEDS, load_study
 from ._common import add_threads_option, add_storage_option, count, device
 
-__all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export"]
+__all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export", "cmd_predict"]
 
 
 def cmd_top(args: argparse.Namespace) -> int:
@@ -52,6 +53,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predicted accuracy ± sd of each EXPR from the study's trained trials, one line each, in order."""
+    study = load_study(args.storage, args.study)
+    print(format_predictions(predict_accuracy(study, args.expr)))
+    return 0
+
+
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("top", help="leaderboard of a study")
     s.add_argument("--study", required=True)
@@ -80,3 +88,12 @@ def add_parsers(sub: Any) -> None:
                    help="export this expression instead of a study's top K (repeatable)")
     s.add_argument("--name", action="append", default=[], help="name for each --expr")
     s.set_defaults(run=cmd_export)
+
+    s = sub.add_parser("predict", help="predicted accuracy ± sd of expressions from a study's trials, untrained",
+                       description="Fit the surrogate (features at init, a Gaussian process) on the study's "
+                       "trained trials and print, for each EXPR (an expression in x or a registered name), its "
+                       "predicted score ± sd and the probability its training fails, one line per EXPR in order.")
+    s.add_argument("expr", nargs="+", metavar="EXPR")
+    s.add_argument("--study", required=True)
+    add_storage_option(s)
+    s.set_defaults(run=cmd_predict)

@@ -4,13 +4,17 @@ Datasets (:mod:`.data`, all offline), child networks (:mod:`.models`) and their 
 (:mod:`.init`), the shared training recipe (:mod:`.recipe`: fidelity presets, data order,
 optimizer, schedule), and two trainers that follow it exactly: one network (:func:`train_one`) and
 K networks stacked into one (:func:`train_population`), whose activations run as fused C kernels
-on CPU (:mod:`.kernels`). Results are :class:`TrainResult` s (:mod:`.results`).
+on CPU (:mod:`.kernels`). Results are :class:`TrainResult` s (:mod:`.results`). What a
+surrogate predicts from without training — outputs, statistics and Fisher spectrum at init — is
+:mod:`.features`.
 """
 from __future__ import annotations
 
 from ._memory import retain_freed_memory
 from ._threads import CHECK_EVERY, LIMIT_ENV, THREADS_ENV, ThreadPolicy, busy_elsewhere, usable_cpus
 from .data import MNIST1D_OOD, MNIST1D_VARIANTS, Dataset, cache_dir, list_datasets, load_dataset, read_idx
+from .features import (FEATURE_GROUPS, FeatureSet, candidate_features, feature_names, layer_statistics,
+                       population_features, squash)
 from .init import fans, init_weight_, initialize_, list_initializers
 from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
 from .population import (FUSE_MIN_WORK, StackedNet, activation_units, by_hand_applies, fusion_pays, loss_and_grads,
@@ -22,6 +26,8 @@ from .train import train_one
 
 __all__ = [
     "Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir", "MNIST1D_VARIANTS", "MNIST1D_OOD",
+    "FEATURE_GROUPS", "FeatureSet", "candidate_features", "population_features", "feature_names", "layer_statistics",
+    "squash",
     "fans", "init_weight_", "initialize_", "list_initializers",
     "ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes",
     "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",

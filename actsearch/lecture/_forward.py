@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from ..evaluation import layer_statistics
 from ._common import Experiment, Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
 
 #: What `actsearch experiment --list` prints.
@@ -61,10 +62,9 @@ def forward_stats(n_points: int = 1000, width: int = 500, depth: int = 5, seed: 
                 a = h @ (base[k] * std(width))
                 h = f(a)
                 hs.append(h.float())
-                vanished = (slope(act, a) < 0.01 * MAX_SLOPE[act]).double().mean().item()
+                # the same per-layer statistics the surrogate's features read at a child's init
                 rows.append({"activation": act, "init": init, "layer": k + 1,
-                             "mean": h.mean().item(), "std": h.std().item(), "preact_std": a.std().item(),
-                             "frac_grad_vanished": vanished})
+                             **layer_statistics(a, h, slope(act, a), MAX_SLOPE[act])})
             acts[(act, init)] = hs
     return rows, acts
 

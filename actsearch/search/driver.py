@@ -157,7 +157,8 @@ def open_study(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     if settings is None:  # a worker: everything comes from the study
         settings = read_settings(load_study(storage, name))
     space = settings.load_space()
-    sampler = make_sampler(settings.sampler, space, seed=seed_for_worker(settings.seed, worker), batch=cfg.batch)
+    sampler = make_sampler(settings.sampler, space, seed=seed_for_worker(settings.seed, worker), batch=cfg.batch,
+                           fidelity=fidelity_for(settings))
     pruner = make_pruner("none" if settings.multi_objective else cfg.pruner, fidelity_for(settings), batch=cfg.batch)
     study, created = create_or_load_study(storage, name, settings, sampler=sampler, pruner=pruner)
     return study, settings, space, created

@@ -12,6 +12,8 @@ decided its trials:
   paper-1 that equal another one, and it calls ``study.stop()``, which raises outside ``optimize``).
 - ``nsga2`` — NSGA-II on (accuracy ↑, cost ↓).
 - ``evolution`` — regularized (aging) evolution, :class:`EvolutionSampler`.
+- ``surrogate`` — the untried function a predictor fitted on the finished trials rates best
+  (:class:`actsearch.search.surrogate.SurrogateSampler`).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import optuna
 import torch
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, NSGAIISampler, RandomSampler, TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -31,76 +33,18 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import ActsearchError
 from ..evaluation import Fidelity
 from ..expressions import Candidate, Space
+from ._space_sampler import SpaceSampler, frozen
+from .surrogate import SurrogateSampler
 
 __all__ = ["SAMPLERS", "PRUNERS", "COSTS", "make_sampler", "make_pruner", "EvolutionSampler", "ExhaustiveSampler",
            "activation_cost", "population_seeds", "seed_for_worker"]
 
-SAMPLERS = ("tpe", "random", "exhaustive", "nsga2", "evolution")
+SAMPLERS = ("tpe", "random", "exhaustive", "nsga2", "evolution", "surrogate")
 PRUNERS = ("median", "hyperband", "none")
 #: nsga2's second objective (:func:`activation_cost`).
 COSTS = ("time", "ops")
 
-Params = tuple[tuple[str, str], ...]
-
-
-def _frozen(params: dict[str, Any]) -> Params:
-    return tuple(sorted((k, str(v)) for k, v in params.items()))
-
-
-class _SpaceSampler(BaseSampler):
-    """Shared machinery: the space's slots as one relative search space, a memo of each
-    structure's equivalence key, and what the study has already tried."""
-
-    def __init__(self, space: Space, seed: int | None = None) -> None:
-        self._space = space
-        self._slots = space.slots()
-        self._dists = {n: CategoricalDistribution(list(c)) for n, c in self._slots}
-        self._rng = np.random.RandomState(seed)
-        self._memo: dict[Params, tuple[str, bool]] = {}
-
-    def reseed_rng(self) -> None:
-        self._rng.seed()
-
-    def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return dict(self._dists)
-
-    def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        assert isinstance(param_distribution, CategoricalDistribution)
-        return param_distribution.choices[self._rng.randint(len(param_distribution.choices))]
-
-    def key_of(self, params: dict[str, str]) -> tuple[str, bool]:
-        """(equivalence key, usable) of a structure — usable means not degenerate. Memoized: a
-        structure is built at most once per process."""
-        fp = _frozen(params)
-        if fp not in self._memo:
-            try:
-                cand = self._space.build(params)
-                self._memo[fp] = (cand.key, cand.degenerate_reason is None)
-            except Exception:  # a structure that cannot even be compiled is as good as degenerate
-                self._memo[fp] = (f"unbuildable-{fp}", False)
-        return self._memo[fp]
-
-    def _random_params(self) -> dict[str, str]:
-        return {n: c[self._rng.randint(len(c))] for n, c in self._slots}
-
-    @staticmethod
-    def _tried(study: Study) -> tuple[set[str], set[Params]]:
-        """Keys and structures the study holds in any state but WAITING (running ones included,
-        so that trials asked together, or by other workers, stay apart)."""
-        keys: set[str] = set()
-        structures: set[Params] = set()
-        for t in study.get_trials(deepcopy=False):
-            if t.state == TrialState.WAITING:
-                continue
-            if "key" in t.user_attrs:
-                keys.add(t.user_attrs["key"])
-            if t.params:
-                structures.add(_frozen(t.params))
-        return keys, structures
-
-
-class ExhaustiveSampler(_SpaceSampler):
+class ExhaustiveSampler(SpaceSampler):
     """Every distinct, non-degenerate function of a finite space exactly once.
 
     The space's structures are visited in one fixed shuffled order (the study's seed; the same in
@@ -130,7 +74,7 @@ class ExhaustiveSampler(_SpaceSampler):
         for i in range(self._cursor, len(self._order)):
             params = self._order[i]
             key, usable = self.key_of(params)
-            if usable and key not in keys and _frozen(params) not in structures:
+            if usable and key not in keys and frozen(params) not in structures:
                 return dict(params)
             if i == self._cursor:
                 self._cursor += 1
@@ -143,12 +87,12 @@ class ExhaustiveSampler(_SpaceSampler):
         left: set[str] = set()
         for params in self._order[self._cursor:]:
             key, usable = self.key_of(params)
-            if usable and key not in keys and _frozen(params) not in structures:
+            if usable and key not in keys and frozen(params) not in structures:
                 left.add(key)
         return len(left)
 
 
-class EvolutionSampler(_SpaceSampler):
+class EvolutionSampler(SpaceSampler):
     """Regularized evolution (Real, Aggarwal, Huang & Le 2019, "Regularized Evolution for Image
     Classifier Architecture Search", Alg. 1), the search of evolutionary activation-function work.
 
@@ -179,7 +123,7 @@ class EvolutionSampler(_SpaceSampler):
 
         def new(params: dict[str, str]) -> bool:
             key, usable = self.key_of(params)
-            return usable and key not in keys and _frozen(params) not in structures
+            return usable and key not in keys and frozen(params) not in structures
 
         child: dict[str, str] = {}
         for _ in range(self.max_retries):
@@ -217,8 +161,9 @@ def _tpe(seed: int | None, n_startup_trials: int) -> TPESampler:
 
 
 def make_sampler(name: str, space: Space, *, seed: int | None, batch: int = 8,
-                 n_startup_trials: int | None = None) -> BaseSampler:
-    """The sampler called ``name``; options are explicit because Optuna 5 changed TPE's defaults."""
+                 n_startup_trials: int | None = None, fidelity: Fidelity | str = "quick") -> BaseSampler:
+    """The sampler called ``name``; options are explicit because Optuna 5 changed TPE's defaults.
+    ``fidelity``: the study's, whose child network the surrogate's features are measured on."""
     name = name.strip().lower()
     if name == "tpe":
         with warnings.catch_warnings():  # group=True is "experimental" since Optuna 2.8
@@ -233,6 +178,9 @@ def make_sampler(name: str, space: Space, *, seed: int | None, batch: int = 8,
     if name == "evolution":
         population = max(8, 2 * batch) if n_startup_trials is None else max(2, n_startup_trials)
         return EvolutionSampler(space, population_size=population, sample_size=max(2, population // 4), seed=seed)
+    if name == "surrogate":
+        return SurrogateSampler(space, fidelity, seed=seed,
+                                warmup=n_startup_trials if n_startup_trials is not None else max(10, 2 * batch))
     raise ActsearchError(f"unknown sampler {name!r} (use one of: {', '.join(SAMPLERS)})")
 
 

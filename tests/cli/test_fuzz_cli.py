@@ -52,6 +52,9 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     try:  # a study with a budget of 2 for `top`, `verify`, `export`, `worker`
         assert _run(["search", "--space", "tiny", "--fidelity", "smoke", "--trials", "2", "--storage", db,
                      "--study", "s", "--no-plots", "--quiet"])[0] == 0
+        # `predict` needs a few trained functions: a second study of 8
+        assert _run(["search", "--space", "tiny", "--fidelity", "smoke", "--trials", "8", "--storage", db,
+                     "--study", "p", "--sampler", "random", "--pruner", "none", "--no-plots", "--quiet"])[0] == 0
     finally:
         os.chdir(cwd)
     return {"dir": str(d), "db": db}
@@ -147,7 +150,7 @@ def _command(draw: Callable[..., Any], place: dict[str, str], name: str) -> tupl
                               "--trials": st.sampled_from(["0", "1", "2", "-1", "abc", "1e9"]),
                               "--seed": NUMBER, "--seeds": st.sampled_from(["1", "2", "0", "1001", "x"]),
                               "--sampler": st.sampled_from(["random", "tpe", "evolution", "exhaustive", "nsga2",
-                                                            "cmaes", ""]),
+                                                            "surrogate", "cmaes", ""]),
                               "--pruner": st.sampled_from(["none", "median", "hyperband", "asha"]),
                               "--batch": st.sampled_from(["1", "4", "0", "-2", "x"]),
                               "--device": st.sampled_from(["cpu", "auto", "cuda", "cuda:7", "bogus", "", "cpu:0"]),
@@ -165,6 +168,11 @@ def _command(draw: Callable[..., Any], place: dict[str, str], name: str) -> tupl
         if "--storage" not in opts:
             base += ["--storage", f"{place['dir']}/search.db"]
         return base + opts, "study"
+    if name == "predict":
+        opts = draw(_options({"--storage": storage}))
+        opts += [] if "--storage" in opts else ["--storage", place["db"]]
+        return ["predict", *draw(st.lists(EXPR, min_size=1, max_size=3)),
+                "--study", draw(st.sampled_from(["p", "p", "s", "nope", ""])), *opts], "±"
     if name == "verify":
         opts = draw(_options({"--k": NUMBER, "--seeds": st.sampled_from(["1", "2", "0", "x"]), "--csv": csv,
                               "--fidelity": FIDELITY, "--device": st.sampled_from(["cpu", "bogus", "cuda"]),
@@ -210,13 +218,13 @@ def _command(draw: Callable[..., Any], place: dict[str, str], name: str) -> tupl
 
 
 COMMANDS = ["ops", "show", "export", "top", "search", "verify", "compare", "worker", "dashboard", "rediscover",
-            "experiment"]
+            "experiment", "predict"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_subcommand_answers_bad_input_with_one_line(name: str, place: dict[str, str]) -> None:
     examples = {"ops": 10, "show": 40, "export": 30, "top": 20, "worker": 15, "dashboard": 20, "experiment": 5,
-                "search": 20, "verify": 8, "compare": 8, "rediscover": 4}[name]
+                "search": 20, "verify": 8, "compare": 8, "rediscover": 4, "predict": 20}[name]
 
     @settings(FUZZ, max_examples=examples)
     @given(st.data())

@@ -1,0 +1,78 @@
+"""``actsearch predict``: a function's accuracy predicted from a study's trained trials, untrained.
+
+The surrogate of ``--sampler surrogate`` (:mod:`actsearch.search.surrogate`): features measured
+without training at the study's fidelity, a Gaussian process fitted on the study's trained
+functions (its predicted mean ± sd) and the failure hurdle (the probability training fails).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import optuna
+from optuna.study import StudyDirection
+
+from ..errors import ActsearchError, ParseError
+from ..expressions import Candidate, activation_hint, parse, resolve_activation_name
+from ..search import DEFAULT_GROUPS, FeatureCache, fidelity_for, make_predictor, read_settings, study_training_set
+
+__all__ = ["Predicted", "predict_accuracy", "format_predictions", "candidate_of_text", "MIN_TRAINED"]
+
+#: Fewer trained functions than this and a prediction would only be the study's mean.
+MIN_TRAINED = 5
+
+
+@dataclass
+class Predicted:
+    text: str  # as the user gave it
+    expression: str  # the parsed function
+    mean: float
+    sd: float
+    p_fail: float
+    recorded: float | None  # the study's own score of an equivalent function, if it trained one
+
+
+def candidate_of_text(text: str) -> Candidate:
+    """An expression in x, or a registered activation name (relu, gelu …); degenerate ones refused."""
+    t = text.strip()
+    name = resolve_activation_name(t) if t.isidentifier() else None
+    try:
+        cand = parse(f"{name}(x)" if name is not None else t)
+    except ParseError as exc:
+        if name is None and t.isidentifier():
+            raise ParseError(f"{exc}; nor is {t!r} a registered activation{activation_hint(t)}") from None
+        raise
+    reason = cand.degenerate_reason
+    if reason:
+        raise ActsearchError(f"{text!r} cannot be an activation: {reason}")
+    return cand
+
+
+def predict_accuracy(study: optuna.Study, texts: Sequence[str]) -> list[Predicted]:
+    """One prediction per text, in order. Every text is checked before any feature is computed."""
+    cands = [candidate_of_text(t) for t in texts]
+    settings = read_settings(study)
+    if settings.multi_objective:
+        raise ActsearchError(f"study {study.study_name!r} has two objectives; predict needs a single-objective study")
+    space = settings.load_space()
+    cache = FeatureCache.shared(fidelity_for(settings), DEFAULT_GROUPS)
+    x_ok, y_ok, x_failed, keys = study_training_set(study, space, cache)
+    if len(y_ok) < MIN_TRAINED:
+        raise ActsearchError(f"study {study.study_name!r} has {len(y_ok)} trained function(s); predict needs at "
+                             f"least {MIN_TRAINED} (run more trials first)")
+    pred = make_predictor("gp").fit(x_ok, y_ok, x_failed).predict(np.stack([cache.get(c) for c in cands]))
+    sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0  # the training set is maximized
+    recorded = dict(zip(keys, (sign * y_ok).tolist()))
+    return [Predicted(t, c.text, sign * float(pred.mean[i]), float(pred.sd[i]), float(pred.p_fail[i]),
+                      recorded.get(c.key))
+            for i, (t, c) in enumerate(zip(texts, cands))]
+
+
+def format_predictions(rows: Sequence[Predicted]) -> str:
+    width = max(len(r.text) for r in rows)
+    lines = []
+    for r in rows:
+        extra = f"  (recorded {r.recorded:.4f})" if r.recorded is not None else ""
+        lines.append(f"{r.text:<{width}}  {r.mean:.4f} ± {r.sd:.4f}  p(fail) {r.p_fail:.2f}{extra}")
+    return "\n".join(lines)

@@ -141,13 +141,11 @@ def retry_lost(study: optuna.Study) -> int:
     ``over_budget``), so the budget stays exact. A sweep that runs in the milliseconds between
     another process's fail and its callback re-queues a second copy: it is trained as a
     ``duplicate_of`` the first or fails ``over_budget``, as any equivalent trial would."""
-    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-              if t.user_attrs.get("status") not in OWN_FAILURES
-              and len(t.system_attrs.get("retry_history", ())) < MAX_RETRIES]
-    if not failed:
-        return 0
-    replaced = replaced_numbers(study.get_trials(deepcopy=False))
-    lost = [t for t in failed if t.number not in replaced]
+    trials = study.get_trials(deepcopy=False)
+    replaced = replaced_numbers(trials)
+    lost = [t for t in trials if t.state == TrialState.FAIL and t.number not in replaced
+            and t.user_attrs.get("status") not in OWN_FAILURES
+            and len(t.system_attrs.get("retry_history", ())) < MAX_RETRIES]
     for t in lost:
         requeue(study, t, lost=True)
     return len(lost)

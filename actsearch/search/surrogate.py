@@ -188,11 +188,10 @@ class SurrogateSampler(SpaceSampler):
                 seen[key] = frozen(params)
         return list(seen.items())
 
-    def _acquisition(self, study: Study) -> np.ndarray:
-        """UCB over the pool from a fit on the told trials (refitted only when one more is told),
-        with the RUNNING ones believed at their predicted mean (:meth:`Predictor.believe`)."""
-        told = tuple(t.number for t in study.get_trials(deepcopy=False, states=(
-            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+    def _acquisition(self, study: Study, finished: Sequence[FrozenTrial]) -> np.ndarray:
+        """UCB over the pool from a fit on the told trials (``finished``; refitted only when one more
+        is told), with the RUNNING ones believed at their predicted mean (:meth:`Predictor.believe`)."""
+        told = tuple(t.number for t in finished)
         pool = self.pool()
         assert self._pool_x is not None
         if self._fit is None or self._fit[0] != told:
@@ -226,12 +225,13 @@ class SurrogateSampler(SpaceSampler):
                 if usable and key not in keys and frozen(params) not in structures:
                     break
             return params
-        acq = self._acquisition(study)
-        for i in np.argsort(-acq, kind="stable"):
+        acq = self._acquisition(study, finished)
+        order = np.argsort(-acq, kind="stable")
+        for i in order:
             key, params = self._pool[i]  # type: ignore[index]
             if key not in keys and params not in structures and np.isfinite(acq[i]):
                 return dict(params)
-        for i in np.argsort(-acq, kind="stable"):  # every untried function is predicted to fail: try them anyway
+        for i in order:  # every untried function is predicted to fail: try them anyway
             key, params = self._pool[i]  # type: ignore[index]
             if key not in keys and params not in structures:
                 return dict(params)

@@ -9,10 +9,10 @@ rediscovery, search to verdict (:mod:`.rediscover`). Pipelines only: the command
 """
 from __future__ import annotations
 
-from .compare import ALPHA, CSV_FIELDS, Entry, compare, entry, holm, found, pm, read_csv, reference_entries, transfer, write_csv
+from .compare import ALPHA, CSV_FIELDS, Entry, candidate_of_text, compare, entry, holm, found, pm, read_csv, reference_entries, transfer, write_csv
 from .leaderboard import Row, export_top, leaderboard, verify
 from .noise import PANEL, NoiseReport, NoiseRow, format_noise, mde, measure_noise
-from .predict import MIN_TRAINED, Predicted, candidate_of_text, format_predictions, predict_accuracy
+from .predict import MIN_TRAINED, Predicted, format_predictions, predict_accuracy
 from .rediscover import (STRICT_BETA_MIN, RediscoverOptions, rediscover, swish_like_info, transfer_only, verdict,
                          verdict_only)
 from .report import format_leaderboard, format_transfer, format_verify, study_summary

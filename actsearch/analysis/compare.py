@@ -23,10 +23,10 @@ from scipy import stats
 
 from ..errors import ActsearchError, ParseError
 from ..evaluation import get_fidelity, mean_std, train_population
-from ..expressions import activation_hint, parse, resolve_activation_name
+from ..expressions import Candidate, activation_hint, parse, resolve_activation_name
 from ..search import reference_candidates
 
-__all__ = ["compare", "holm", "reference_entries", "entry", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
+__all__ = ["compare", "holm", "reference_entries", "entry", "candidate_of_text", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
            "CSV_FIELDS", "Entry"]
 
 #: Significance level of the "beats ReLU" reading: one comparison per function, uncorrected.
@@ -168,19 +168,29 @@ def transfer(records: Sequence[dict[str, Any]], fidelities: Sequence[str], seeds
 
 
 # ------------------------------------------------------------------------------- entries
+def candidate_of_text(text: str) -> Candidate:
+    """An expression in x, or a registered activation name (relu, gelu …) as the operator table's
+    candidate; degenerate ones refused."""
+    t = text.strip()
+    name = resolve_activation_name(t) if t.isidentifier() else None
+    try:
+        cand = parse(f"{name}(x)" if name is not None else t)
+    except ParseError as exc:
+        if name is None and t.isidentifier():
+            raise ParseError(f"{exc}; nor is {t!r} a registered activation{activation_hint(t)}") from None
+        raise
+    reason = cand.degenerate_reason
+    if reason:
+        raise ActsearchError(f"{text!r} cannot be an activation: {reason}")
+    return cand
+
+
 def entry(text: str) -> Entry:
-    """A function given as text: a registered name (relu, gelu …) or an expression in x."""
+    """A function given as text: a registered name (relu, gelu …, trained as torch's own module) or
+    an expression in x."""
     t = text.strip()
     name = resolve_activation_name(t) if t.isidentifier() else None
     if name is not None:
         return name, name, name
-    try:
-        cand = parse(t)
-    except ParseError as exc:
-        if not t.isidentifier():
-            raise
-        raise ParseError(f"{exc}; nor is {t!r} a registered activation{activation_hint(t)}") from None
-    reason = cand.degenerate_reason
-    if reason:
-        raise ActsearchError(f"{text!r} cannot be an activation: {reason}")
+    cand = candidate_of_text(text)
     return text, cand.text, cand

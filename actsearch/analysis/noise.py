@@ -24,8 +24,7 @@ from typing import Any, Sequence
 from scipy import stats
 
 from ..evaluation import Fidelity, get_fidelity, mean_std, train_population
-from ..expressions import parse
-from .compare import entry
+from .compare import candidate_of_text, entry
 
 __all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise"]
 
@@ -104,7 +103,7 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
     # Named functions as the search trains them: candidates of the operator table (fused kernels
     # on CPU, β as a parameter), not torch's modules, which a population applies member by member
     # through autograd (a 16-member `standard` population, 300 steps: 22.6 s vs 13.6 s).
-    acts = [parse(f"{act}(x)") if isinstance(act, str) else act for _, _, act in entries]
+    acts = [candidate_of_text(p) for p in panel]
     seeds = list(seeds)
     members = [(i, s) for i in range(len(entries)) for s in seeds]
     t0 = time.perf_counter()

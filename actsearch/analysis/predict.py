@@ -13,11 +13,11 @@ import numpy as np
 import optuna
 from optuna.study import StudyDirection
 
-from ..errors import ActsearchError, ParseError
-from ..expressions import Candidate, activation_hint, parse, resolve_activation_name
+from ..errors import ActsearchError
 from ..search import DEFAULT_GROUPS, FeatureCache, fidelity_for, make_predictor, read_settings, study_training_set
+from .compare import candidate_of_text
 
-__all__ = ["Predicted", "predict_accuracy", "format_predictions", "candidate_of_text", "MIN_TRAINED"]
+__all__ = ["Predicted", "predict_accuracy", "format_predictions", "MIN_TRAINED"]
 
 #: Fewer trained functions than this and a prediction would only be the study's mean.
 MIN_TRAINED = 5
@@ -31,22 +31,6 @@ class Predicted:
     sd: float
     p_fail: float
     recorded: float | None  # the study's own score of an equivalent function, if it trained one
-
-
-def candidate_of_text(text: str) -> Candidate:
-    """An expression in x, or a registered activation name (relu, gelu …); degenerate ones refused."""
-    t = text.strip()
-    name = resolve_activation_name(t) if t.isidentifier() else None
-    try:
-        cand = parse(f"{name}(x)" if name is not None else t)
-    except ParseError as exc:
-        if name is None and t.isidentifier():
-            raise ParseError(f"{exc}; nor is {t!r} a registered activation{activation_hint(t)}") from None
-        raise
-    reason = cand.degenerate_reason
-    if reason:
-        raise ActsearchError(f"{text!r} cannot be an activation: {reason}")
-    return cand
 
 
 def predict_accuracy(study: optuna.Study, texts: Sequence[str]) -> list[Predicted]:

@@ -180,7 +180,9 @@ def test_ctrl_c_keeps_finished_trials(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "actsearch", "search", "--space", "swish-core", "--fidelity",
                              "smoke", "--trials", "400", "--batch", "4", "--storage", str(db), "--study", "int",
                              "--no-plots", "--pruner", "none"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal, also when the tests run as a background job (SIGINT ignored)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while True:  # wait until a batch is in flight after at least one finished
         states = _states(db)

@@ -315,7 +315,16 @@ def test_non_transient_errors_are_not_retried() -> None:
     assert not is_transient(ActsearchError("x"))
 
 
-def test_ctrl_c_inside_a_deferred_block_is_raised_when_it_ends() -> None:
+@pytest.fixture
+def ctrl_c() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal — also when the tests run as a shell's
+    background job (``pytest &``), which starts with SIGINT ignored."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_ctrl_c_inside_a_deferred_block_is_raised_when_it_ends(ctrl_c: None) -> None:
     """One storage call (or ask + tag) is never cut in half by a first Ctrl-C; a second one is
     not deferred (a call hung on an unreachable server must stay interruptible)."""
     from actsearch.search import sigint_deferred

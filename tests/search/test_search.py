@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 import actsearch.evaluation
 from actsearch.errors import ActsearchError
 from actsearch.expressions import space_from_dict
-from actsearch.search import REFERENCES_ATTR
+from actsearch.search import REFERENCES_ATTR, counted
 from actsearch.search import Item, Reporter, RunConfig, run_search
 from actsearch.search import SearchSettings, open_storage, resolve_storage, space_to_dict, study_name_for
 from actsearch.evaluation import TrainResult
@@ -247,7 +247,13 @@ def test_local_workers_share_one_sqlite_study(tmp_path: Path) -> None:
     cfg = RunConfig(trials=8, workers=2, batch=2, pruner="none", plots=False)
     study = run_search(_url(tmp_path), "par", s, cfg)
     trials = study.trials
-    mine = [t for t in trials if t.user_attrs.get("run") == cfg.run_id]
+    asked = [t for t in trials if t.user_attrs.get("run") == cfg.run_id]
+    # Both workers may ask for the last place at once: the loser is failed "over_budget" before it
+    # trains, and does not count (common on a busy machine).
+    lost_race = [t for t in asked if t.user_attrs.get("status") == "over_budget"]
+    assert all(t.state == TrialState.FAIL and not counted(t, set()) for t in lost_race)
+    assert len(lost_race) <= 2 * cfg.batch
+    mine = [t for t in asked if t not in lost_race]
     assert len(mine) == 8  # the 3 enqueued references (relu, silu, tanh) count among them
     assert {t.user_attrs.get("reference") for t in mine} >= {"relu", "silu", "tanh"}
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in mine), \

@@ -291,7 +291,7 @@ def transfer_only(opts: RediscoverOptions) -> int:
 def verdict_only(opts: RediscoverOptions) -> int:
     """--verdict-only: an earlier run's verdict read both ways — f alone, and f or its point
     reflection −f(−x) (one shape to a network) — from its verification, without training; written
-    to ``verdict_reflection.txt`` beside it."""
+    to ``verdict_reflection.txt`` beside it, with the command in ``verdict_reflection_command.txt``."""
     out = opts.out
     if not out.is_dir():
         raise ActsearchError(f"--verdict-only: no folder {out} (give the --output of an earlier rediscover run)")
@@ -302,6 +302,8 @@ def verdict_only(opts: RediscoverOptions) -> int:
         lines += [f"{title}: {'yes' if yes else 'no'}", *(f"  {t}" for t in text)]
     text = "\n".join(lines) + "\n"
     (out / "verdict_reflection.txt").write_text(text, encoding="utf-8")
+    command = opts.command_line(("verdict_only", "output", "storage", "study"))
+    (out / "verdict_reflection_command.txt").write_text(command + "\n", encoding="utf-8")
     print(text, end="")
     return 0
 

@@ -74,7 +74,8 @@ def add_parsers(sub: Any) -> None:
                         "without searching again; writes transfer_command.txt")
     s.add_argument("--verdict-only", action="store_true",
                    help="print an earlier --output folder's verdict read both ways (f alone; f or its point "
-                        "reflection -f(-x)) from its verification, without training; writes verdict_reflection.txt")
+                        "reflection -f(-x)) from its verification, without training; writes verdict_reflection.txt "
+                        "and verdict_reflection_command.txt")
     s.add_argument("--transfer-k", type=count(1), default=_DEFAULTS.transfer_k, help="verified candidates transferred (default 3)")
     s.add_argument("--transfer-seeds", type=count(1, MAX_SEEDS), default=_DEFAULTS.transfer_seeds,
                    help="paired seeds per transfer child (default 5; the verification's seeds, extended)")

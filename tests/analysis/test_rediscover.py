@@ -72,4 +72,6 @@ def test_verdict_only_reads_an_old_run_both_ways(tmp_path: Path, capsys) -> None
     text = (tmp_path / "verdict_reflection.txt").read_text(encoding="utf-8")
     assert "one-sided (f alone): no" in text and "with point reflection (f or -f(-x)): yes" in text
     assert capsys.readouterr().out == text
+    command = (tmp_path / "verdict_reflection_command.txt").read_text(encoding="utf-8")
+    assert command.split() == ["actsearch", "rediscover", "--output", str(tmp_path), "--verdict-only"]
     assert main(["rediscover", "--verdict-only", "--output", str(tmp_path / "missing")]) == 2

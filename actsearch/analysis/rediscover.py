@@ -48,7 +48,7 @@ from optuna.trial import TrialState
 
 from ..errors import ActsearchError
 from ..evaluation import get_fidelity, mean_std, resolve_device
-from ..expressions import parse, plot_functions, pyplot, save_figure
+from ..expressions import Candidate, parse, plot_functions, pyplot, save_figure
 from ..search import (OnStart, OnTrial, RunConfig, build_settings, load_study, open_storage, read_settings, run_search,
                       stored_settings, study_name_for)
 from .compare import read_csv, transfer, write_csv
@@ -63,9 +63,10 @@ __all__ = ["RediscoverOptions", "rediscover", "transfer_only", "verdict_only", "
 STRICT_BETA_MIN = 0.5
 
 
-def swish_like_info(expression: str, reflect: bool = True) -> tuple[bool, float | None, float]:
-    """(is Swish-like, fitted β, Swish distance) of an expression (``reflect``: f or −f(−x))."""
-    cand = parse(expression)
+def swish_like_info(expression: str | Candidate, reflect: bool = True) -> tuple[bool, float | None, float]:
+    """(is Swish-like, fitted β, Swish distance) of an expression or a candidate (``reflect``: f or
+    −f(−x)); a candidate keeps its β's initial values, which its text does not."""
+    cand = parse(expression) if isinstance(expression, str) else expression
     try:
         fit = swish_fit(cand, reflect)
         return is_swish_like(cand, reflect), fit.beta, fit.distance
@@ -349,7 +350,7 @@ def rediscover(opts: RediscoverOptions, on_start: OnStart | None = None, on_tria
     _write_csv(out / "leaderboard.csv", [
         {"rank": r.rank, "trial": r.label, "expression": r.expression, "val_accuracy": r.accuracy,
          "val_std": r.std, "test_accuracy": r.test, "reference": r.reference or "", "nearest": r.nearest(),
-         "swish_like": swish_like_info(r.expression)[0]} for r in rows])
+         "swish_like": swish_like_info(r.cand)[0]} for r in rows])
     vfid = opts.verify_fidelity or settings.fidelity
     print(f"verifying the top {opts.verify_k} with ReLU and Swish: {opts.verify_seeds} seeds at {vfid} …",
           file=sys.stderr, flush=True)

@@ -9,6 +9,7 @@ comprehensions — is refused with a message that says what is allowed.
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import re
 from typing import Callable
@@ -132,6 +133,10 @@ class _Builder:
             op = lookup(name)
         except ParseError as exc:
             raise type(exc)(f"cannot parse {self.text!r}: {exc}") from None
+        if op.name in _VARIADIC and len(node.args) > op.arity:
+            # sympy flattens min(0, min(x, y)) to Min(0, x, y), and prints it so: read it back
+            args = [self.build(a, depth) for a in node.args]
+            return functools.reduce(op.build, args)
         if len(node.args) != op.arity:
             raise self.fail(f"{op.name} takes {op.arity} argument{'s' * (op.arity > 1)}, "
                             f"got {len(node.args)}")
@@ -141,6 +146,10 @@ class _Builder:
         if exact is not None and args[0].is_number and args[0].is_positive:
             return exact(args[0])
         return op.build(*args, *betas)
+
+
+#: Associative binary operators that also take more arguments, as sympy's Min and Max do.
+_VARIADIC = frozenset({"min", "max"})
 
 
 def _describe(node: ast.AST) -> str:

@@ -211,3 +211,33 @@ def test_candidate_refuses_text() -> None:
 
     with pytest.raises(TypeError, match="actsearch.parse"):
         Candidate("__import__('os').system('echo pwned') or x")  # type: ignore[arg-type]
+
+
+def test_sympy_flattened_min_and_max_read_back() -> None:
+    """sympy flattens min(0, min(x, y)) to Min(0, x, y) and prints it so; a search's winner comes
+    back through the parser (verify, export), so n-ary Min/Max must parse to the same function."""
+    nested = parse("min(0, min(x, softplus(x)))")
+    assert str(nested.expr) == "Min(0, x, softplus(x))"
+    assert parse("Min(0, x, softplus(x))").key == nested.key
+    assert parse("Max(x, sin(x), cos(x))").key == parse("max(max(x, sin(x)), cos(x))").key
+    with pytest.raises(ParseError, match="min takes 2 arguments, got 1"):
+        parse("min(x)")
+
+
+def test_every_sampled_paper1_candidate_reads_back_as_itself() -> None:
+    """What a search records (a candidate's text) parses back to the same expression: the verdict's
+    shape analysis, its plots and the transfer check start from that text."""
+    import random
+
+    from actsearch.expressions import load_space
+
+    space = load_space("paper-1")
+    structures = list(space.enumerate())
+    for choices in random.Random(7).sample(structures, 600):
+        cand = space.build(choices)
+        if cand.is_degenerate:
+            continue
+        back = parse(cand.text)
+        assert back.text == cand.text  # the same expression (the text does not keep β's initial values:
+        if not cand.betas:             # a blend's β starts at 0.5 in the space, a bare beta0 at 1)
+            assert back.key == cand.key, cand.text

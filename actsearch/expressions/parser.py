@@ -32,6 +32,8 @@ _CONSTANTS = {"pi": sp.pi, "π": sp.pi, "E": sp.E}
 # On a constant the safe domain is not needed, and sympy's own text (sqrt(2), log(2)) must read
 # back as the number it printed: √ and log of a positive constant are exact.
 _EXACT_ON_CONSTANTS = {"sqrt": sp.sqrt, "log": sp.log}
+#: Associative binary operators that also take more arguments, as sympy's Min and Max do.
+_VARIADIC = frozenset({"min", "max"})
 
 
 class _Builder:
@@ -133,23 +135,17 @@ class _Builder:
             op = lookup(name)
         except ParseError as exc:
             raise type(exc)(f"cannot parse {self.text!r}: {exc}") from None
-        if op.name in _VARIADIC and len(node.args) > op.arity:
-            # sympy flattens min(0, min(x, y)) to Min(0, x, y), and prints it so: read it back
-            args = [self.build(a, depth) for a in node.args]
-            return functools.reduce(op.build, args)
-        if len(node.args) != op.arity:
-            raise self.fail(f"{op.name} takes {op.arity} argument{'s' * (op.arity > 1)}, "
-                            f"got {len(node.args)}")
+        n = len(node.args)
+        if n != op.arity and not (op.name in _VARIADIC and n > op.arity):
+            raise self.fail(f"{op.name} takes {op.arity} argument{'s' * (op.arity > 1)}, got {n}")
         args = [self.build(a, depth) for a in node.args]
+        if n > op.arity:  # sympy flattens min(0, min(x, y)) to Min(0, x, y), and prints it so
+            return functools.reduce(op.build, args)
         betas = [self.new_beta(init) for init in op.betas]
         exact = _EXACT_ON_CONSTANTS.get(op.name)
         if exact is not None and args[0].is_number and args[0].is_positive:
             return exact(args[0])
         return op.build(*args, *betas)
-
-
-#: Associative binary operators that also take more arguments, as sympy's Min and Max do.
-_VARIADIC = frozenset({"min", "max"})
 
 
 def _describe(node: ast.AST) -> str:

@@ -148,12 +148,37 @@ def _init_features(cand: Candidate, fid: Fidelity, max_slope: float) -> np.ndarr
     return squash(np.array([*rows, gnorm, float(loss.detach()), float(logits.detach().std())]))
 
 
+def _freeze_batch_statistics(model: nn.Module, xb: torch.Tensor) -> None:
+    """BatchNorm children: normalize every example with the minibatch's own statistics, held
+    fixed (the usual per-example-gradient approximation; one example alone has no batch). Each
+    BatchNorm's running mean and variance become its input's mean and biased variance over the
+    minibatch — what train mode normalizes with — and the model goes to eval mode. Without
+    BatchNorm: nothing changes."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    seen: dict[nn.Module, torch.Tensor] = {}
+    hooks = [m.register_forward_pre_hook(lambda m, inputs: seen.__setitem__(m, inputs[0].detach())) for m in norms]
+    try:
+        with torch.no_grad(), np.errstate(all="ignore"):
+            model.train()(xb)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m in norms:
+        u = seen[m].transpose(0, 1).reshape(seen[m].shape[1], -1)  # (C, N·positions)
+        m.running_mean.copy_(u.mean(dim=1))
+        m.running_var.copy_(u.var(dim=1, unbiased=False))
+    model.eval()
+
+
 def _fisher_features(cand: Candidate, fid: Fidelity) -> np.ndarray:
     """Per weight layer: the top eigenvalues of G = J Jᵀ / n (J: per-example gradients of that
     layer's weights; G shares its nonzero spectrum with the empirical Fisher JᵀJ / n), its trace
     and its effective rank (trace / top eigenvalue)."""
     model, xb, yb = _child(fid, cand)
     xb, yb = xb[:_FISHER_EXAMPLES], yb[:_FISHER_EXAMPLES]
+    _freeze_batch_statistics(model, xb)
     params = {k: v.detach() for k, v in model.named_parameters()}
     weights = [k for k in params if k.endswith("weight") and params[k].dim() >= 2]
 

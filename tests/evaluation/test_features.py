@@ -1,11 +1,15 @@
 """Training-free features: deterministic, finite for functions that overflow, and measuring what they say."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from actsearch.evaluation import FEATURE_GROUPS, candidate_features, feature_names, layer_statistics, squash
+from actsearch.evaluation import (FEATURE_GROUPS, build_model, candidate_features, feature_names, get_dataset, get_fidelity,
+                                  layer_statistics, squash)
 from actsearch.expressions import parse
 
 ODD = ["exp(cosh(x))", "sinh(exp(x))", "x**3*exp(x**2)", "x/(x - x + 0.000001)", "cosh(x)**16*exp(exp(x))", "x"]
@@ -65,3 +69,36 @@ def test_fisher_spectrum_scales_with_the_activation() -> None:
     # the head's gradient is proportional to its input: 100x smaller activations, a far smaller trace
     assert small["W3_trace"] < big["W3_trace"] - 1.0
     assert small["W3_eig1"] >= small["W3_eig2"] >= 0.0
+
+
+def test_fisher_of_a_batchnorm_child_normalizes_with_the_minibatch() -> None:
+    """BatchNorm fidelities (standard_bn, power) once crashed the Fisher group (functorch refused
+    BatchNorm's in-place running-statistics update). Each example is now normalized with the
+    minibatch's statistics held fixed: the traces must equal a by-hand loop over the examples, each
+    normalized with the batch's mean and biased variance, one backward per example."""
+    smoke = get_fidelity("smoke")
+    bn = dataclasses.replace(smoke, name="smoke_bn", model=dataclasses.replace(smoke.model, norm="batch"))
+    cand = parse("tanh(x) + 0.1*x")
+    names = feature_names(bn, ["fisher"])
+    got = dict(zip(names, candidate_features(cand, bn).groups["fisher"]))
+    assert got == dict(zip(names, candidate_features(parse("tanh(x) + 0.1*x"), bn).groups["fisher"]))
+
+    data = get_dataset(bn.dataset, torch.device("cpu"))
+    model = build_model(bn.model, cand, data.input_shape, data.num_classes, seed=0)
+    xb, yb = data.x_train[:64], data.y_train[:64]
+    with torch.no_grad():  # the batch's statistics, layer by layer
+        stats, h = [], xb.flatten(1)
+        for layer, norm, act in zip(model.layers, model.norms, model.acts):
+            u = layer(h)
+            stats.append((u.mean(0), u.var(0, unbiased=False)))
+            h = act((u - stats[-1][0]) / torch.sqrt(stats[-1][1] + norm.eps) * norm.weight + norm.bias)
+    weights = [m.weight for m in [*model.layers, model.head]]
+    sq = torch.zeros(len(weights), dtype=torch.float64)
+    for x1, y1 in zip(xb, yb):
+        h = x1.flatten().unsqueeze(0)
+        for (mean, var), layer, norm, act in zip(stats, model.layers, model.norms, model.acts):
+            h = act((layer(h) - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias)
+        grads = torch.autograd.grad(nn.functional.cross_entropy(model.head(h), y1.unsqueeze(0)), weights)
+        sq += torch.stack([g.double().pow(2).sum() for g in grads])
+    for i, trace in enumerate(sq / len(xb)):  # trace of the empirical Fisher = mean squared gradient norm
+        assert got[f"W{i + 1}_trace"] == pytest.approx(float(squash(np.array([float(trace)]))[0]), rel=1e-4), i

@@ -164,9 +164,12 @@ def load_table(db: str, study_name: str | None, space_name: str) -> tuple[Any, d
 
 def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: int, max_trials: int,
                 batch: int, keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]],
-                sampler: Any = None) -> tuple[Run, list[float]]:
+                sampler: Any = None, sampled: bool = False) -> tuple[Run, list[float]]:
     """Replay one search against the table; also returns best validation accuracy per evaluation.
-    ``sampler``: this sampler object instead of ``make_sampler(sampler_name, …)`` (a variant)."""
+    ``sampler``: this sampler object instead of ``make_sampler(sampler_name, …)`` (a variant).
+    ``sampled``: the table holds a random part of the space (a ground truth too costly to make
+    whole); the replay searches that part — a function outside it costs no trial (it is told as
+    failed, with no key, so it teaches nothing) — up to ``30·max_trials`` asks."""
 
     if sampler is None:
         sampler = make_sampler(sampler_name, space, seed=seed, batch=batch)
@@ -175,8 +178,9 @@ def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: in
     own: dict[str, Entry] = {}
     best: list[float] = []
     asked, seconds, hit = 0, 0.0, None
-    while asked < max_trials and not getattr(sampler, "exhausted", False):  # on past a hit: the curve
-        trials = [study.ask() for _ in range(batch)]
+    outside = 0
+    while asked < max_trials and outside < 30 * max_trials and not getattr(sampler, "exhausted", False):
+        trials = [study.ask() for _ in range(batch)]  # on past a hit: the curve
         for trial in trials:
             asked += 1
             params = {n: trial.suggest_categorical(n, list(c)) for n, c in slots}
@@ -189,6 +193,10 @@ def tabular_run(space: Any, table: dict[str, Entry], sampler_name: str, seed: in
                     keys[fp] = ("", False)
             key, usable = keys[fp]
             entry = table.get(key) if usable else None
+            if entry is None and usable and sampled:  # outside the sampled part: not a trial of the replay
+                asked, outside = asked - 1, outside + 1
+                study.tell(trial, state=TrialState.FAIL)
+                continue
             if entry is None:  # degenerate, or not in the table (it was degenerate there too)
                 study.tell(trial, state=TrialState.FAIL)
                 continue

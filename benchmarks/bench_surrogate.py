@@ -47,10 +47,14 @@ SUBSETS: tuple[tuple[str, ...], ...] = (("output",), ("init",), ("fisher",), ("o
 
 
 # ------------------------------------------------------------------------------ features
-def table_candidates(space: Space, table: dict[str, Entry]) -> tuple[dict[str, Candidate], float]:
-    """One candidate per key of the table (the first structure of the enumeration with that key),
-    and the seconds per structure it took to build and key them."""
+def table_candidates(space: Space, table: dict[str, Entry]
+                     ) -> tuple[dict[str, Candidate], dict[str, dict[str, str]], int, float]:
+    """One candidate per key of the table and its structure (the first of the enumeration with
+    that key), how many distinct non-degenerate functions the space has, and the seconds per
+    structure it took to build and key them."""
     out: dict[str, Candidate] = {}
+    structures: dict[str, dict[str, str]] = {}
+    usable: set[str] = set()
     t0, n = time.perf_counter(), 0
     for params in space.enumerate():
         n += 1
@@ -59,9 +63,11 @@ def table_candidates(space: Space, table: dict[str, Entry]) -> tuple[dict[str, C
             key = cand.key
         except Exception:
             continue
+        if cand.degenerate_reason is None:
+            usable.add(key)
         if key in table and key not in out:
-            out[key] = cand
-    return out, (time.perf_counter() - t0) / max(1, n)
+            out[key], structures[key] = cand, dict(params)
+    return out, structures, len(usable), (time.perf_counter() - t0) / max(1, n)
 
 
 def feature_table(space: Space, table: dict[str, Entry], fidelity: str, path: Path
@@ -73,7 +79,7 @@ def feature_table(space: Space, table: dict[str, Entry], fidelity: str, path: Pa
             mats = {g: f[f"x_{g}"] for g in FEATURE_GROUPS}
             secs = {g: float(f[f"s_{g}"]) for g in FEATURE_GROUPS}
             return keys, mats, secs, float(f["build_seconds"])
-    cands, build = table_candidates(space, table)
+    cands, _, _, build = table_candidates(space, table)
     keys = sorted(cands)
     rows: dict[str, list[np.ndarray]] = {g: [] for g in FEATURE_GROUPS}
     spent = {g: 0.0 for g in FEATURE_GROUPS}
@@ -138,7 +144,7 @@ def spearman_table(keys: list[str], mats: dict[str, np.ndarray], table: dict[str
 # ------------------------------------------------------------------------------ search
 def surrogate_variant(spec: str, space: Space, seed: int, batch: int, warmup: int | None,
                       caches: dict[tuple[str, ...], FeatureCache], keys: list[str],
-                      mats: dict[str, np.ndarray]) -> SurrogateSampler:
+                      mats: dict[str, np.ndarray], fidelity: str) -> SurrogateSampler:
     # surrogate[:PREDICTOR[:GROUP+GROUP[:KAPPA[:TRANSFORM[:noimpute]]]]]
     parts = spec.split(":")
     predictor = parts[1] if len(parts) > 1 and parts[1] else DEFAULT_PREDICTOR
@@ -147,23 +153,23 @@ def surrogate_variant(spec: str, space: Space, seed: int, batch: int, warmup: in
     transform = parts[4] if len(parts) > 4 and parts[4] else None
     impute = not (len(parts) > 5 and parts[5] == "noimpute")
     if groups not in caches:
-        cache = FeatureCache("quick", groups)
+        cache = FeatureCache(fidelity, groups)
         x = np.concatenate([mats[g] for g in groups], axis=1)
         cache.vectors.update(zip(keys, x))
         caches[groups] = cache
-    sampler = SurrogateSampler(space, "quick", seed=seed, predictor=predictor, groups=groups, cache=caches[groups],
-                               warmup=warmup if warmup is not None else max(10, 2 * batch), pool=_POOL.get("pool"),
+    # the pool: the table's functions (for a sampled table, the part of the space the replay searches)
+    sampler = SurrogateSampler(space, fidelity, seed=seed, predictor=predictor, groups=groups, cache=caches[groups],
+                               warmup=warmup if warmup is not None else max(10, 2 * batch), pool=_POOL["pool"],
                                kappa=kappa, transform=transform, impute=impute)
-    _POOL["pool"] = sampler.pool()  # built once (every structure keyed: ~1 min for paper-1), then shared
     return sampler
 
 
-_POOL: dict[str, Any] = {}
+_POOL: dict[str, Any] = {}  # "pool": (key, structure) of every table function with features, set by main()
 
 
 def replay(space: Space, table: dict[str, Entry], samplers: Sequence[str], seeds: int, max_trials: int,
            batch: int, warmup: int | None, keys: list[str], mats: dict[str, np.ndarray], threshold: float,
-           top: int) -> dict[str, list[list[float]]]:
+           top: int, fidelity: str, sampled: bool) -> dict[str, list[list[float]]]:
     """Replay every sampler; each one's row is printed as soon as its seeds are done."""
     curves: dict[str, list[list[float]]] = {}
     memo: dict[Any, tuple[str, bool]] = {}
@@ -177,9 +183,9 @@ def replay(space: Space, table: dict[str, Entry], samplers: Sequence[str], seeds
     for name in samplers:
         t0 = time.perf_counter()
         for seed in range(seeds):
-            sampler = (surrogate_variant(name, space, seed, batch, warmup, caches, keys, mats)
+            sampler = (surrogate_variant(name, space, seed, batch, warmup, caches, keys, mats, fidelity)
                        if name.startswith("surrogate") else make_sampler(name, space, seed=seed, batch=batch))
-            _, best = tabular_run(space, table, name, seed, max_trials, batch, memo, sampler=sampler)
+            _, best = tabular_run(space, table, name, seed, max_trials, batch, memo, sampler=sampler, sampled=sampled)
             curves.setdefault(name, []).append(best)
         runs = curves[name]
         cells = []
@@ -224,20 +230,35 @@ def main() -> None:
     space, table = load_table(args.table, None, args.space)
     path = Path(args.features) if args.features else cache_dir() / f"surrogate-features-{args.space}-{args.fidelity}.npz"
     keys, mats, secs, build = feature_table(space, table, args.fidelity, path)
+    cands, structures, distinct, _ = table_candidates(space, table)
+    have = set(keys)
+    _POOL["pool"] = [(k, tuple(sorted(p.items()))) for k, p in structures.items() if k in have]
+    sampled = len(table) < 0.95 * distinct
     ranked = sorted((e.val for e in table.values() if e.val is not None), reverse=True)
     top = max(1, round(0.01 * len(table)))
-    print(f"table {args.table}: {len(table)} distinct functions, {len(keys)} with features; "
-          f"top 1% = top {top} (val ≥ {ranked[top - 1]:.4f}); best {ranked[0]:.4f}")
+    print(f"table {args.table}: {len(table)} distinct functions, {len(keys)} with features"
+          + (f" — a random {len(table) / distinct:.0%} of the space's {distinct:,} (the replay searches that part)"
+             if sampled else "") + f"; top 1% = top {top} (val ≥ {ranked[top - 1]:.4f}); best {ranked[0]:.4f}")
 
     if "cost" not in skip:
+        import torch
+
         std = args.standard_seconds if args.standard_seconds is not None else standard_seconds()
-        print(f"\nfeature cost per candidate (torch threads {__import__('torch').get_num_threads()}; one batched "
-              f"`standard` training: {std:.2f} s per candidate on the same threads; building + keying a "
-              f"structure, which every sampler pays: {1e3 * build:.1f} ms)")
-        print(f"{'groups':<22}{'ms/candidate':>14}{'% of standard':>15}")
+        # the features at the search's default fidelity, timed now on the same threads as the training
+        sample = [cands[k] for k in keys[:: max(1, len(keys) // 48)]][:48]
+        now = {g: 0.0 for g in FEATURE_GROUPS}
+        for c in sample:
+            for g, sec in candidate_features(c, "standard", FEATURE_GROUPS).seconds.items():
+                now[g] += sec / len(sample)
+        print(f"\nfeature cost per candidate, measured in this run on {torch.get_num_threads()} torch thread(s): "
+              f"{len(sample)} of the table's functions at `standard`, beside one batched `standard` training of 8 "
+              f"baselines: {std:.2f} s per candidate (building + keying a structure, which every sampler pays: "
+              f"{1e3 * build:.1f} ms). The table's own features ({args.fidelity}, from {path.name}) for reference.")
+        print(f"{'groups':<22}{'ms at standard':>15}{'% of standard':>15}{'ms at ' + args.fidelity:>16}")
         for subset in SUBSETS:
-            ms = 1e3 * sum(secs[g] for g in subset)
-            print(f"{'+'.join(subset):<22}{ms:>14.1f}{100 * ms / 1e3 / std:>14.2f}%")
+            ms = 1e3 * sum(now[g] for g in subset)
+            print(f"{'+'.join(subset):<22}{ms:>15.1f}{100 * ms / 1e3 / std:>14.2f}%"
+                  f"{1e3 * sum(secs[g] for g in subset):>16.1f}")
 
     if "prediction" not in skip:
         rows = spearman_table(keys, mats, table, args.train, args.draws, args.predictors.split(","))
@@ -252,7 +273,7 @@ def main() -> None:
 
     if "search" not in skip:
         replay(space, table, args.samplers.split(","), args.seeds, args.max_trials, args.batch, args.warmup, keys,
-               mats, ranked[top - 1], top)
+               mats, ranked[top - 1], top, args.fidelity, sampled)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def predict_accuracy(study: optuna.Study, texts: Sequence[str]) -> list[Predicte
         raise ActsearchError(f"study {study.study_name!r} has {len(y_ok)} trained function(s); predict needs at "
                              f"least {MIN_TRAINED} (run more trials first)")
     pred = make_predictor("gp").fit(x_ok, y_ok, x_failed).predict(np.stack([cache.get(c) for c in cands]))
+    cache.persist()  # the next predict (or a surrogate search) of this fidelity reads them back
     sign = 1.0 if study.direction == StudyDirection.MAXIMIZE else -1.0  # the training set is maximized
     recorded = dict(zip(keys, (sign * y_ok).tolist()))
     return [Predicted(t, c.text, sign * float(pred.mean[i]), float(pred.sd[i]), float(pred.p_fail[i]),

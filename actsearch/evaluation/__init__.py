@@ -13,7 +13,7 @@ from __future__ import annotations
 from ._memory import retain_freed_memory
 from ._threads import CHECK_EVERY, LIMIT_ENV, THREADS_ENV, ThreadPolicy, busy_elsewhere, usable_cpus
 from .data import MNIST1D_OOD, MNIST1D_VARIANTS, Dataset, cache_dir, list_datasets, load_dataset, read_idx
-from .features import (FEATURE_GROUPS, FeatureSet, candidate_features, feature_names, layer_statistics,
+from .features import (FEATURE_GROUPS, FEATURES_VERSION, FeatureSet, candidate_features, feature_names, layer_statistics,
                        population_features, squash)
 from .init import fans, init_weight_, initialize_, list_initializers
 from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
@@ -26,7 +26,7 @@ from .train import train_one
 
 __all__ = [
     "Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir", "MNIST1D_VARIANTS", "MNIST1D_OOD",
-    "FEATURE_GROUPS", "FeatureSet", "candidate_features", "population_features", "feature_names", "layer_statistics",
+    "FEATURE_GROUPS", "FEATURES_VERSION", "FeatureSet", "candidate_features", "population_features", "feature_names", "layer_statistics",
     "squash",
     "fans", "init_weight_", "initialize_", "list_initializers",
     "ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes",

@@ -34,10 +34,12 @@ from ..expressions import PROBE_GRID, Candidate
 from .models import build_model
 from .recipe import Fidelity, get_dataset, get_fidelity
 
-__all__ = ["FEATURE_GROUPS", "FeatureSet", "candidate_features", "population_features", "layer_statistics",
+__all__ = ["FEATURE_GROUPS", "FEATURES_VERSION", "FeatureSet", "candidate_features", "population_features", "layer_statistics",
            "squash", "feature_names"]
 
 FEATURE_GROUPS = ("output", "init", "fisher")
+#: Bumped whenever a feature's definition changes, so that features kept on disk are recomputed.
+FEATURES_VERSION = 2
 
 #: N(0,1) quantiles where f and f′ are read (25 points, from −2.05 to 2.05, plus the tails ±3, ±4).
 _QUANTILES = torch.tensor([*(torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.02, 0.98, 25))).tolist(),

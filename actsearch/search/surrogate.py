@@ -19,6 +19,9 @@ for the other samplers: everything the sampler knows is read from the study.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -29,12 +32,12 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import FEATURE_GROUPS, Fidelity, candidate_features, get_fidelity
+from ..evaluation import FEATURE_GROUPS, FEATURES_VERSION, Fidelity, cache_dir, candidate_features, get_fidelity
 from ..expressions import Candidate, Space, parse
 from .predictor import KAPPA, Predictor, make_predictor
 from ._space_sampler import Params, SpaceSampler, frozen
 
-__all__ = ["SurrogateSampler", "FeatureCache", "POOL_ENUMERATE", "POOL_SIZE", "DEFAULT_GROUPS", "DEFAULT_PREDICTOR",
+__all__ = ["SurrogateSampler", "FeatureCache", "disk_path", "POOL_ENUMERATE", "POOL_SIZE", "DEFAULT_GROUPS", "DEFAULT_PREDICTOR",
            "study_training_set"]
 
 POOL_ENUMERATE = 200_000  # spaces up to this many structures: the pool is all of them
@@ -50,25 +53,46 @@ _LEARNED_FAILURES = ("diverged", "timeout", "error", None)
 
 
 class FeatureCache:
-    """Feature vectors by equivalence key, for one fidelity and set of groups (process-wide by
-    :meth:`shared`), with the seconds they took; :meth:`save` / :meth:`load` keep them in a file."""
+    """Feature vectors by equivalence key, for one fidelity and set of groups, with the seconds they
+    took; :meth:`save` / :meth:`load` keep them in a file. The :meth:`shared` one (process-wide) is
+    also kept on disk (:meth:`persist`): features are deterministic, so a later search or
+    ``actsearch predict`` of the same fidelity reads them instead of computing them again."""
 
     _shared: ClassVar[dict[tuple[str, tuple[str, ...]], FeatureCache]] = {}
 
-    def __init__(self, fidelity: Fidelity | str, groups: Sequence[str] = DEFAULT_GROUPS) -> None:
+    def __init__(self, fidelity: Fidelity | str, groups: Sequence[str] = DEFAULT_GROUPS,
+                 path: Path | None = None) -> None:
         self.fidelity = get_fidelity(fidelity)
         self.groups = tuple(groups)
         self.vectors: dict[str, np.ndarray] = {}
         self.seconds = 0.0
         self.computed = 0
+        self.path = path  # where :meth:`persist` keeps the vectors (None: nowhere)
+        self._persisted = 0
 
     @classmethod
     def shared(cls, fidelity: Fidelity | str, groups: Sequence[str] = DEFAULT_GROUPS) -> FeatureCache:
         fid = get_fidelity(fidelity)
         k = (fid.name, tuple(groups))
         if k not in cls._shared:
-            cls._shared[k] = cls(fid, groups)
+            cache = cls(fid, groups, disk_path(fid, groups))
+            try:
+                cache._persisted = cache.load(cache.path) if cache.path.exists() else 0  # type: ignore[union-attr]
+            except Exception:  # unreadable or of other features (a concurrent writer, an older file): recompute
+                cache.vectors.clear()
+            cls._shared[k] = cache
         return cls._shared[k]
+
+    def persist(self) -> None:
+        """Write the vectors to :attr:`path` if it has some the file lacks (atomically: workers
+        sharing a cache folder each replace the whole file)."""
+        if self.path is None or len(self.vectors) <= self._persisted:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f"{self.path.stem}.{os.getpid()}.tmp.npz")
+        self.save(tmp)
+        os.replace(tmp, self.path)
+        self._persisted = len(self.vectors)
 
     def get(self, cand: Candidate) -> np.ndarray:
         key = cand.key
@@ -82,17 +106,32 @@ class FeatureCache:
     def save(self, path: str | Path) -> None:
         keys = sorted(self.vectors)
         np.savez_compressed(path, keys=np.array(keys), vectors=np.stack([self.vectors[k] for k in keys]),
-                            fidelity=self.fidelity.name, groups=np.array(self.groups))
+                            fidelity=self.fidelity.name, groups=np.array(self.groups), stamp=_stamp(self.fidelity))
 
     def load(self, path: str | Path) -> int:
-        """Add the vectors saved in ``path`` (same fidelity and groups); returns how many."""
+        """Add the vectors saved in ``path`` (same fidelity — definition included — groups and
+        feature code version); returns how many."""
         with np.load(path) as f:
-            if str(f["fidelity"]) != self.fidelity.name or tuple(f["groups"].tolist()) != self.groups:
+            if (str(f["fidelity"]) != self.fidelity.name or tuple(f["groups"].tolist()) != self.groups
+                    or ("stamp" in f and str(f["stamp"]) != _stamp(self.fidelity))):
                 raise ValueError(f"{path}: features of {f['fidelity']} {tuple(f['groups'].tolist())}, "
-                                 f"not {self.fidelity.name} {self.groups}")
+                                 f"not {self.fidelity.name} {self.groups} (or of another feature version)")
             for k, v in zip(f["keys"].tolist(), f["vectors"]):
                 self.vectors.setdefault(str(k), v)
             return len(f["keys"])
+
+
+def _stamp(fid: Fidelity) -> str:
+    """What the features depend on besides the function: their code's version and the fidelity's
+    definition (its child network and data)."""
+    return f"v{FEATURES_VERSION} {fid!r}"
+
+
+def disk_path(fidelity: Fidelity | str, groups: Sequence[str] = DEFAULT_GROUPS) -> Path:
+    """Where the shared cache of a fidelity's features lives: under ``$ACTSEARCH_CACHE``."""
+    fid = get_fidelity(fidelity)
+    digest = hashlib.sha256(_stamp(fid).encode()).hexdigest()[:10]
+    return cache_dir() / "features" / f"{fid.name}-{'+'.join(groups)}-{digest}.npz"
 
 
 def _candidate_of(t: FrozenTrial, space: Space, names: set[str]) -> Candidate | None:
@@ -168,11 +207,22 @@ class SurrogateSampler(SpaceSampler):
         self._fit: tuple[tuple[int, ...], Predictor | None] | None = None  # (told trial numbers, its fit)
 
     def pool(self) -> list[tuple[str, Params]]:
-        """The distinct non-degenerate functions the sampler chooses among (built on first use)."""
+        """The distinct non-degenerate functions the sampler chooses among (built on first use:
+        every function featurized once — minutes for paper-1, said on stderr — then read from the
+        disk cache by later processes)."""
         if self._pool is None or self._pool_x is None:
+            t0 = time.perf_counter()
             self._pool = self._pool if self._pool is not None else self._build_pool()
+            todo = sum(k not in self.cache.vectors for k, _ in self._pool)
+            if todo:
+                print(f"surrogate: featurizing {todo:,} of the pool's {len(self._pool):,} functions at "
+                      f"{self.cache.fidelity.name} (once{'; kept in ' + str(self.cache.path) if self.cache.path else ''})",
+                      file=sys.stderr, flush=True)
             self._pool_x = np.stack([self.cache.get(self._space.build(dict(p))) if k not in self.cache.vectors
                                      else self.cache.vectors[k] for k, p in self._pool])
+            self.cache.persist()
+            if todo:
+                print(f"surrogate: pool ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         return self._pool
 
     def _build_pool(self) -> list[tuple[str, Params]]:

@@ -68,6 +68,35 @@ def test_after_warm_up_it_proposes_better_functions_than_the_pool_average() -> N
     assert max(values) >= sorted(pool_values)[-3]  # one of the pool's three best is found in 12 trials
 
 
+def test_the_shared_features_are_kept_on_disk_for_the_next_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                   ) -> None:
+    monkeypatch.setenv("ACTSEARCH_CACHE", str(tmp_path))
+    monkeypatch.setattr(FeatureCache, "_shared", {})
+    space = load_space("tiny")
+    first = SurrogateSampler(space, "smoke", seed=0, warmup=4)  # the shared cache, as `search` builds it
+    pool = first.pool()
+    assert first.cache.path is not None and first.cache.path.is_relative_to(tmp_path) and first.cache.path.exists()
+    assert first.cache.computed >= len(pool)
+
+    monkeypatch.setattr(FeatureCache, "_shared", {})  # a new process
+    second = SurrogateSampler(space, "smoke", seed=0, warmup=4)
+    assert second.pool() == pool and second.cache.computed == 0  # read back, none recomputed
+    for key, _ in pool:
+        np.testing.assert_array_equal(second.cache.vectors[key], first.cache.vectors[key])
+
+    # a file of another feature version (or fidelity definition) is not trusted: recomputed
+    other = FeatureCache("smoke")
+    other.vectors = {k: v + 1.0 for k, v in first.cache.vectors.items()}
+    other.save(first.cache.path)
+    with np.load(first.cache.path) as f:
+        np.savez_compressed(first.cache.path, **{**dict(f), "stamp": "v0 " + str(f["stamp"])})
+    monkeypatch.setattr(FeatureCache, "_shared", {})
+    third = SurrogateSampler(space, "smoke", seed=0, warmup=4)
+    third.pool()
+    assert third.cache.computed >= len(pool)
+    np.testing.assert_array_equal(third.cache.vectors[pool[0][0]], first.cache.vectors[pool[0][0]])
+
+
 def test_make_sampler_names_it() -> None:
     s = make_sampler("surrogate", load_space("tiny"), seed=0, batch=2, fidelity="smoke")
     assert isinstance(s, SurrogateSampler) and s.warmup == 10

@@ -270,7 +270,7 @@ def main_tabular(args: argparse.Namespace) -> list[Run]:
     keys: dict[tuple[tuple[str, str], ...], tuple[str, bool]] = {}
     for sampler in args.samplers.split(","):
         for seed in range(args.seeds):
-            r, best = tabular_run(space, table, sampler, seed, args.max_trials, args.batch, keys)
+            r, best = tabular_run(space, table, sampler, seed, args.max_trials, args.batch, keys, sampled=args.sampled)
             runs.append(r)
             curves.setdefault(sampler, []).append(best)
             got = (f"after {r.trials} trials ({r.trained} trained), {r.seconds:.0f} s of training: {r.which}"
@@ -307,6 +307,8 @@ def main() -> None:
     p.add_argument("--study", help="with --table: the study's name (default: the only one)")
     p.add_argument("--ranking", help="with --table: write the space's full ranking to this CSV")
     p.add_argument("--plot", help="with --table: best accuracy vs functions trained, per sampler (PNG)")
+    p.add_argument("--sampled", action="store_true",
+                   help="with --table: the table holds a random part of the space; functions outside it cost no trial")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     runs: list[Run] = []

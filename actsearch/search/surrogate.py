@@ -113,7 +113,7 @@ class FeatureCache:
         feature code version); returns how many."""
         with np.load(path) as f:
             if (str(f["fidelity"]) != self.fidelity.name or tuple(f["groups"].tolist()) != self.groups
-                    or ("stamp" in f and str(f["stamp"]) != _stamp(self.fidelity))):
+                    or "stamp" not in f or str(f["stamp"]) != _stamp(self.fidelity)):
                 raise ValueError(f"{path}: features of {f['fidelity']} {tuple(f['groups'].tolist())}, "
                                  f"not {self.fidelity.name} {self.groups} (or of another feature version)")
             for k, v in zip(f["keys"].tolist(), f["vectors"]):

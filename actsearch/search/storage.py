@@ -21,6 +21,7 @@ import contextlib
 import functools
 import json
 import os
+import random
 import sqlite3
 import time
 import warnings
@@ -140,8 +141,10 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
                 break
             except Exception as exc:
                 # Two processes opening one new database both create its tables; the loser's CREATE
-                # TABLE fails ("table alembic_version already exists") — the tables are there now.
-                if "already exists" not in str(exc) or attempt == _CREATE_ATTEMPTS - 1:
+                # TABLE fails ("table alembic_version already exists") or, a moment later, its stamp
+                # of the schema version ("UNIQUE constraint failed: alembic_version.version_num") —
+                # the tables are there now.
+                if not _lost_creation_race(exc) or attempt == _CREATE_ATTEMPTS - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         if url.startswith("sqlite"):
@@ -157,6 +160,12 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
 
 #: Attempts at opening a storage whose tables another process is creating at the same moment.
 _CREATE_ATTEMPTS = 5
+
+
+def _lost_creation_race(exc: BaseException) -> bool:
+    """Whether opening a storage failed only because another process created its schema first."""
+    text = str(exc)
+    return "already exists" in text or ("alembic_version" in text and ("UNIQUE" in text or "duplicate key" in text))
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -279,16 +288,29 @@ def _serialize_sqlite_writers(engine: Any) -> None:
     engine.dispose()  # connections made before the hooks existed must not be reused
 
 
-def _enable_wal(path: Path) -> None:
-    """WAL is a property of the database file, set once; it persists for every later connection."""
-    con = sqlite3.connect(str(path), timeout=60)
-    try:
-        con.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.DatabaseError as exc:  # "file is not a database" …
-        raise ActsearchError(f"{path} is not a usable SQLite database ({exc}): give another --storage (a new "
-                             "file is created), or journal:PATH for a journal file") from None
-    finally:
-        con.close()
+def _enable_wal(path: Path, patience: float = 60.0) -> None:
+    """WAL is a property of the database file, set once; it persists for every later connection.
+    Switching needs the file to itself, and SQLite answers "database is locked" at once (its busy
+    timeout does not cover this lock) while another process — a second search started at the same
+    moment — is creating the study's tables: that is retried for up to ``patience`` seconds; a
+    file already in WAL mode is left as it is."""
+    deadline = time.monotonic() + patience
+    while True:
+        con = sqlite3.connect(str(path), timeout=patience)
+        try:
+            if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise ActsearchError(f"{path} is not usable as SQLite storage ({exc}): give another --storage (a new "
+                                     "file is created), or journal:PATH for a journal file") from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database" …
+            raise ActsearchError(f"{path} is not a usable SQLite database ({exc}): give another --storage (a new "
+                                 "file is created), or journal:PATH for a journal file") from None
+        finally:
+            con.close()
+        time.sleep(0.05 + 0.1 * random.random())
 
 
 def artifact_dir(url: str | None, override: str | None = None) -> Path:

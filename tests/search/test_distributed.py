@@ -347,3 +347,29 @@ def test_ctrl_c_inside_a_deferred_block_is_raised_when_it_ends(ctrl_c: None) -> 
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     with sigint_deferred():
         pass  # nothing caught: nothing raised
+
+
+def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """Two searches started at the same moment on a new SQLite file (CI, stop 20): while one holds
+    the file's write lock (creating the study's tables), the other's switch to WAL got "database is
+    locked" at once — SQLite skips the busy timeout where waiting could deadlock — and it stopped
+    with "not a usable SQLite database". Now it retries until the lock is gone."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE t (x)")
+    released = threading.Event()
+
+    def release() -> None:
+        time.sleep(1.0)
+        holder.execute("COMMIT")
+        released.set()
+
+    threading.Thread(target=release, daemon=True).start()
+    storage = open_storage(str(path))
+    assert released.is_set()  # it waited for the other writer instead of failing
+    optuna.create_study(storage=storage, study_name="after-the-lock")
+    holder.close()

@@ -70,16 +70,16 @@ def table_candidates(space: Space, table: dict[str, Entry]
     return out, structures, len(usable), (time.perf_counter() - t0) / max(1, n)
 
 
-def feature_table(space: Space, table: dict[str, Entry], fidelity: str, path: Path
-                  ) -> tuple[list[str], dict[str, np.ndarray], dict[str, float], float]:
-    """(keys, group -> (n, d) matrix, group -> mean seconds per candidate, build seconds per structure)."""
+def feature_table(cands: dict[str, Candidate], fidelity: str, path: Path
+                  ) -> tuple[list[str], dict[str, np.ndarray], dict[str, float]]:
+    """(keys, group -> (n, d) matrix, group -> mean seconds per candidate) of the table's
+    candidates, read from ``path`` if it holds them, else computed and written there."""
     if path.exists():
         with np.load(path) as f:
             keys = [str(k) for k in f["keys"].tolist()]
             mats = {g: f[f"x_{g}"] for g in FEATURE_GROUPS}
             secs = {g: float(f[f"s_{g}"]) for g in FEATURE_GROUPS}
-            return keys, mats, secs, float(f["build_seconds"])
-    cands, _, _, build = table_candidates(space, table)
+            return keys, mats, secs
     keys = sorted(cands)
     rows: dict[str, list[np.ndarray]] = {g: [] for g in FEATURE_GROUPS}
     spent = {g: 0.0 for g in FEATURE_GROUPS}
@@ -93,9 +93,9 @@ def feature_table(space: Space, table: dict[str, Entry], fidelity: str, path: Pa
     mats = {g: np.stack(rows[g]) for g in FEATURE_GROUPS}
     secs = {g: spent[g] / len(keys) for g in FEATURE_GROUPS}
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, keys=np.array(keys), build_seconds=build,
+    np.savez_compressed(path, keys=np.array(keys),
                         **{f"x_{g}": mats[g] for g in FEATURE_GROUPS}, **{f"s_{g}": secs[g] for g in FEATURE_GROUPS})
-    return keys, mats, secs, build
+    return keys, mats, secs
 
 
 def standard_seconds(members: int = 8) -> float:
@@ -229,8 +229,8 @@ def main() -> None:
     skip = set(args.skip.split(","))
     space, table = load_table(args.table, None, args.space)
     path = Path(args.features) if args.features else cache_dir() / f"surrogate-features-{args.space}-{args.fidelity}.npz"
-    keys, mats, secs, build = feature_table(space, table, args.fidelity, path)
-    cands, structures, distinct, _ = table_candidates(space, table)
+    cands, structures, distinct, build = table_candidates(space, table)  # every structure keyed once (~1 min)
+    keys, mats, secs = feature_table(cands, args.fidelity, path)
     have = set(keys)
     _POOL["pool"] = [(k, tuple(sorted(p.items()))) for k, p in structures.items() if k in have]
     sampled = len(table) < 0.95 * distinct

@@ -301,13 +301,10 @@ def _enable_wal(path: Path, patience: float = 60.0) -> None:
             if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                 con.execute("PRAGMA journal_mode=WAL")
             return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise ActsearchError(f"{path} is not usable as SQLite storage ({exc}): give another --storage (a new "
+        except sqlite3.DatabaseError as exc:  # "file is not a database" …; "database is locked": retried
+            if not isinstance(exc, sqlite3.OperationalError) or "locked" not in str(exc) or time.monotonic() > deadline:
+                raise ActsearchError(f"{path} is not a usable SQLite database ({exc}): give another --storage (a new "
                                      "file is created), or journal:PATH for a journal file") from None
-        except sqlite3.DatabaseError as exc:  # "file is not a database" …
-            raise ActsearchError(f"{path} is not a usable SQLite database ({exc}): give another --storage (a new "
-                                 "file is created), or journal:PATH for a journal file") from None
         finally:
             con.close()
         time.sleep(0.05 + 0.1 * random.random())

@@ -75,9 +75,10 @@ class FeatureCache:
         fid = get_fidelity(fidelity)
         k = (fid.name, tuple(groups))
         if k not in cls._shared:
-            cache = cls(fid, groups, disk_path(fid, groups))
+            path = disk_path(fid, groups)
+            cache = cls(fid, groups, path)
             try:
-                cache._persisted = cache.load(cache.path) if cache.path.exists() else 0  # type: ignore[union-attr]
+                cache._persisted = cache.load(path) if path.exists() else 0
             except Exception:  # unreadable or of other features (a concurrent writer, an older file): recompute
                 cache.vectors.clear()
             cls._shared[k] = cache

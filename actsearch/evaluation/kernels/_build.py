@@ -138,6 +138,9 @@ def load(sources: list[str]) -> ctypes.CDLL:
     lib.actsearch_forward.restype = lib.actsearch_backward.restype = ctypes.c_int
     lib.actsearch_cross_entropy.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr]
     lib.actsearch_nonfinite.argtypes = [i64, i64, ptr, ptr, ptr]
+    lib.actsearch_im2col.argtypes = [i64] * 9 + [ptr, ptr]
+    lib.actsearch_col2im.argtypes = [i64] * 8 + [ptr, ptr]
     lib.actsearch_cross_entropy.restype = lib.actsearch_nonfinite.restype = None
+    lib.actsearch_im2col.restype = lib.actsearch_col2im.restype = None
     _LIBS[digest] = lib
     return lib

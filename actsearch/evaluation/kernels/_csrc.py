@@ -219,6 +219,54 @@ void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logit
   }
 }
 
+/* The columns of a stacked 1-D convolution as one matrix per member (what a grouped convolution
+   builds inside): a (member k at a + k*sk; sk 0: one input shared by all) is (N, L, C) rows of C
+   channels; u is (K, N, T, taps, C) with u[k][n][t][j] = a[k][n][stride*t + j - pad], 0 in the
+   padding. A convolution is then one batched GEMM: u (K, N*T, taps*C) times the weights. */
+void actsearch_im2col(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int64_t taps, int64_t stride,
+                      int64_t pad, int64_t sk, const float* a, float* u) {
+  #pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t n = 0; n < N; n++) {
+      const float* src = a + k * sk + n * L * C;
+      float* dst = u + (k * N + n) * T * taps * C;
+      for (int64_t t = 0; t < T; t++) {
+        const int64_t p0 = stride * t - pad;
+        for (int64_t j = 0; j < taps; j++, dst += C) {
+          const int64_t p = p0 + j;
+          if (p < 0 || p >= L) {
+            for (int64_t c = 0; c < C; c++) dst[c] = 0.0f;
+          } else {
+            const float* row = src + p * C;
+            for (int64_t c = 0; c < C; c++) dst[c] = row[c];
+          }
+        }
+      }
+    }
+}
+
+/* The adjoint of actsearch_im2col: ga (K, N, L, C) = the sum over the columns gu (K, N, T, taps, C)
+   of each entry at the position it was read from (positions two windows share get both). */
+void actsearch_col2im(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int64_t taps, int64_t stride,
+                      int64_t pad, const float* gu, float* ga) {
+  #pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t k = 0; k < K; k++)
+    for (int64_t n = 0; n < N; n++) {
+      const float* src = gu + (k * N + n) * T * taps * C;
+      float* dst = ga + (k * N + n) * L * C;
+      for (int64_t i = 0; i < L * C; i++) dst[i] = 0.0f;
+      for (int64_t t = 0; t < T; t++) {
+        const int64_t p0 = stride * t - pad;
+        for (int64_t j = 0; j < taps; j++, src += C) {
+          const int64_t p = p0 + j;
+          if (p < 0 || p >= L) continue;
+          float* row = dst + p * C;
+          for (int64_t c = 0; c < C; c++) row[c] += src[c];
+        }
+      }
+    }
+}
+
 /* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is
    inf or NaN: x * 0 is NaN exactly for those, and the sum of the products vectorises. */
 void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const int64_t* count, int32_t* bad) {

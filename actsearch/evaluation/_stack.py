@@ -61,8 +61,7 @@ class StackedNet:
                 self.buffers[f"rv{i}"] = stack([m.norms[i].running_var for m in models])
         # A 1-D CNN with fused activations and no BatchNorm runs member-major (see _forward_members).
         self.member_major = kind == "cnn" and one_d and kernel is not None and self.norm_kind == "Identity"
-        if self.member_major:
-            self.conv_args = {"stride": first.layers[0].stride[0], "pad": first.layers[0].padding[0]}
+        self.conv1d_args = {"stride": first.layers[0].stride[0], "pad": first.layers[0].padding[0]} if one_d else {}
         self.params["hw"] = stack([m.head.weight for m in models])
         self.params["hb"] = stack([m.head.bias for m in models])
         for p in self.params.values():
@@ -198,7 +197,7 @@ class StackedNet:
         h = (x[None] if shared else x).transpose(-1, -2)  # (K or 1, N, L, C_in)
         for i in range(len(self.widths)):
             w = self.params[f"w{i}"]  # (K, out, 1, taps, in): columns ordered (tap, channel) as im2col's
-            h = kernel.conv1d(h, w.flatten(2), self.params.get(f"b{i}"), **self.conv_args)
+            h = kernel.conv1d(h, w.flatten(2), self.params.get(f"b{i}"), **self.conv1d_args)
             k, n, t, c = h.shape
             h = self._activate(h.view(k, n * t, c), i, 0).view(k, n, t, c)
             if self.dropout:

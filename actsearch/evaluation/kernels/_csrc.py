@@ -17,6 +17,7 @@ __all__ = ["PRELUDE", "DISPATCH", "STEP", "c_sources"]
 PRELUDE = r"""
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #define HIDDEN __attribute__((visibility("hidden")))
 #ifdef ACTSEARCH_LIBMVEC
 #define VEC __attribute__((simd("notinbranch")))
@@ -220,51 +221,61 @@ void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logit
 }
 
 /* The columns of a stacked 1-D convolution as one matrix per member (what a grouped convolution
-   builds inside): a (member k at a + k*sk; sk 0: one input shared by all) is (N, L, C) rows of C
-   channels; u is (K, N, T, taps, C) with u[k][n][t][j] = a[k][n][stride*t + j - pad], 0 in the
-   padding. A convolution is then one batched GEMM: u (K, N*T, taps*C) times the weights. */
+   builds inside): a (member k at a + k*sk) is (N, L, C) rows of C channels; u is (K, N, T, taps, C)
+   with u[k][n][t][j] = a[k][n][stride*t + j - pad], 0 in the padding — a window is one contiguous
+   span of a's rows. A convolution is then one batched GEMM: u (K, N*T, taps*C) times the weights. */
 void actsearch_im2col(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int64_t taps, int64_t stride,
                       int64_t pad, int64_t sk, const float* a, float* u) {
   #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t k = 0; k < K; k++)
     for (int64_t n = 0; n < N; n++) {
-      const float* src = a + k * sk + n * L * C;
-      float* dst = u + (k * N + n) * T * taps * C;
-      for (int64_t t = 0; t < T; t++) {
+      const float* restrict src = a + k * sk + n * L * C;
+      float* restrict dst = u + (k * N + n) * T * taps * C;
+      for (int64_t t = 0; t < T; t++, dst += taps * C) {
         const int64_t p0 = stride * t - pad;
-        for (int64_t j = 0; j < taps; j++, dst += C) {
-          const int64_t p = p0 + j;
-          if (p < 0 || p >= L) {
-            for (int64_t c = 0; c < C; c++) dst[c] = 0.0f;
-          } else {
-            const float* row = src + p * C;
-            for (int64_t c = 0; c < C; c++) dst[c] = row[c];
-          }
-        }
+        const int64_t lo = p0 < 0 ? -p0 : 0, hi = p0 + taps > L ? L - p0 : taps;  /* taps inside a */
+        for (int64_t i = 0; i < lo * C; i++) dst[i] = 0.0f;
+        memcpy(dst + lo * C, src + (p0 + lo) * C, sizeof(float) * (hi - lo) * C);
+        for (int64_t i = hi * C; i < taps * C; i++) dst[i] = 0.0f;
       }
     }
 }
 
-/* The adjoint of actsearch_im2col: ga (K, N, L, C) = the sum over the columns gu (K, N, T, taps, C)
-   of each entry at the position it was read from (positions two windows share get both). */
+/* The adjoint of actsearch_im2col: ga (K, N, L, C) = the sum, over the columns gu (K, N, T, taps, C),
+   of each entry at the row it was read from — gathered per row of ga (a row two windows share
+   gets both), so each value is written once. The windows reading each row are listed first. */
 void actsearch_col2im(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int64_t taps, int64_t stride,
                       int64_t pad, const float* gu, float* ga) {
+  int64_t* readers = malloc(sizeof(int64_t) * L * (taps + 1));  /* per row: count, then column offsets */
+  if (!readers) abort();
+  for (int64_t p = 0; p < L; p++) {
+    int64_t* r = readers + p * (taps + 1);
+    r[0] = 0;
+    for (int64_t j = 0; j < taps; j++) {  /* window t reads row p as its tap j when stride*t = p + pad - j */
+      const int64_t q = p + pad - j;
+      if (q >= 0 && q % stride == 0 && q / stride < T) r[1 + r[0]++] = ((q / stride) * taps + j) * C;
+    }
+  }
   #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t k = 0; k < K; k++)
     for (int64_t n = 0; n < N; n++) {
-      const float* src = gu + (k * N + n) * T * taps * C;
-      float* dst = ga + (k * N + n) * L * C;
-      for (int64_t i = 0; i < L * C; i++) dst[i] = 0.0f;
-      for (int64_t t = 0; t < T; t++) {
-        const int64_t p0 = stride * t - pad;
-        for (int64_t j = 0; j < taps; j++, src += C) {
-          const int64_t p = p0 + j;
-          if (p < 0 || p >= L) continue;
-          float* row = dst + p * C;
-          for (int64_t c = 0; c < C; c++) row[c] += src[c];
+      const float* restrict src = gu + (k * N + n) * T * taps * C;
+      float* restrict dst = ga + (k * N + n) * L * C;
+      for (int64_t p = 0; p < L; p++, dst += C) {
+        const int64_t* r = readers + p * (taps + 1);
+        if (r[0] == 0) {
+          for (int64_t c = 0; c < C; c++) dst[c] = 0.0f;
+          continue;
+        }
+        const float* restrict first = src + r[1];
+        for (int64_t c = 0; c < C; c++) dst[c] = first[c];
+        for (int64_t e = 2; e <= r[0]; e++) {
+          const float* restrict col = src + r[e];
+          for (int64_t c = 0; c < C; c++) dst[c] += col[c];
         }
       }
     }
+  free(readers);
 }
 
 /* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is

@@ -227,11 +227,12 @@ class StackedNet:
     def nonfinite(self, losses: torch.Tensor) -> torch.Tensor:
         """Per member (K,), whether its loss or any of its gradients is inf or NaN."""
         grads = [p.grad for p in self.params.values()]
-        if self.kernel is not None and losses.device.type == "cpu":  # one C pass over the stack
-            bad = self.kernel.nonfinite([losses.contiguous(), *grads])  # type: ignore[list-item]
-        else:  # the sum of a member's entries is non-finite iff one is (or it overflows: diverged)
-            bad = ~torch.isfinite(losses + sum(g.flatten(1).sum(1) for g in grads))  # type: ignore[union-attr]
         act_p = self.act_params()
+        if self.kernel is not None and losses.device.type == "cpu":  # one C pass over the stack, one over the β
+            return self.kernel.nonfinite([losses.contiguous(), *grads],  # type: ignore[list-item]
+                                         [[p.grad for p in ps] for ps in act_p])
+        # the sum of a member's entries is non-finite iff one is (or it overflows: diverged)
+        bad = ~torch.isfinite(losses + sum(g.flatten(1).sum(1) for g in grads))  # type: ignore[union-attr]
         if any(act_p):
             sums = torch.stack([sum((p.grad.sum() for p in ps if p.grad is not None),
                                     torch.zeros((), device=losses.device)) for ps in act_p])

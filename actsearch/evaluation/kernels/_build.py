@@ -141,6 +141,7 @@ def load(sources: list[str]) -> ctypes.CDLL:
     lib.actsearch_im2col.argtypes = [i64] * 9 + [ptr, ptr]
     lib.actsearch_col2im.argtypes = [i64] * 8 + [ptr, ptr]
     lib.actsearch_cross_entropy.restype = lib.actsearch_nonfinite.restype = None
-    lib.actsearch_im2col.restype = lib.actsearch_col2im.restype = None
+    lib.actsearch_nonfinite_each.argtypes = [i64, ptr, ptr, ptr, ptr]
+    lib.actsearch_im2col.restype = lib.actsearch_col2im.restype = lib.actsearch_nonfinite_each.restype = None
     _LIBS[digest] = lib
     return lib

@@ -292,6 +292,19 @@ void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const in
     bad[k] = acc != acc;
   }
 }
+
+/* bad[owner[i]] |= 1 where tensor i (count[i] values at ptr[i]; NULL: skipped) has an inf or NaN:
+   the activations' β gradients, one small tensor per member and layer, in one call. */
+void actsearch_nonfinite_each(int64_t T, const float* const* ptr, const int64_t* count, const int64_t* owner,
+                              int32_t* bad) {
+  for (int64_t i = 0; i < T; i++) {
+    const float* x = ptr[i];
+    if (!x) continue;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
+    if (acc != acc) bad[owner[i]] = 1;
+  }
+}
 """
 
 

@@ -172,6 +172,7 @@ class PopulationKernel:
             raise FusedUnavailable(f"C code generation failed: {type(e).__name__}: {e}") from e
         self.lib = _build.load(sources)
         self._bound: dict[tuple[Any, ...], tuple[Call, list[torch.Tensor], tuple[Any, ...]]] = {}
+        self._grads: dict[tuple[int, tuple[bool, ...]], tuple[list[torch.Tensor | None], ctypes.Array, Call]] = {}
 
     def slots(self, layout: tuple[tuple[int, int], ...], tensors: Sequence[torch.Tensor | None],
               ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
@@ -212,14 +213,29 @@ class PopulationKernel:
         """∂L/∂h and ∂L/∂β (for each β whose ``need`` is set) from ∂L/∂y, no autograd."""
         gy = gy.contiguous(memory_format=_memory_format(h))
         gx = torch.empty_like(h)
-        grads = [torch.empty_like(b) if n else None for b, n in zip(betas, need)]
-        gslots = self.slots(call.layout, grads)[0] if grads else []
+        grads, gslots = self._beta_grads(call, betas, tuple(need))
         rc = self.lib.actsearch_backward(call.geom[0], call.fids.data_ptr(), *call.geom[1:], h.data_ptr(),
                                          gy.data_ptr(), gx.data_ptr(), call.beta_ptrs, call.per_channel.data_ptr(),
-                                         _ptrs(gslots))
+                                         gslots)
         if rc:
             raise MemoryError("fused activation kernel: out of memory")
         return gx, grads
+
+    def _beta_grads(self, call: Call, betas: Sequence[torch.Tensor], need: tuple[bool, ...]
+                    ) -> tuple[list[torch.Tensor | None], ctypes.Array]:
+        """Where the backward of ``call`` writes dL/dβ (every value, each step): tensors kept with
+        the call and their pointers — not a fresh allocation and pointer table per β and step (a
+        population of the paper's space has a β tensor per member and layer). The caller owns them
+        until the next backward of the same call (autograd copies them; :mod:`._backprop` reads them
+        as the β's ``.grad`` before the next step)."""
+        key = (id(call), need)
+        if key not in self._grads:
+            if len(self._grads) >= 64:
+                self._grads.clear()
+            grads = [torch.empty_like(b) if n else None for b, n in zip(betas, need)]
+            self._grads[key] = (grads, _ptrs(self.slots(call.layout, grads)[0] if grads else []), call)
+        grads, ptrs, _ = self._grads[key]
+        return list(grads), ptrs
 
     def conv1d(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int, pad: int
                ) -> torch.Tensor:
@@ -244,14 +260,22 @@ class PopulationKernel:
         """:meth:`cross_entropy`'s per-member losses, differentiable (the autograd engine's path)."""
         return _CrossEntropy.apply(logits, target, self)
 
-    def nonfinite(self, stacked: Sequence[torch.Tensor]) -> torch.Tensor:
+    def nonfinite(self, stacked: Sequence[torch.Tensor],
+                  each: Sequence[Sequence[torch.Tensor | None]] = ()) -> torch.Tensor:
         """Per member (K,), whether its slice of any of the ``stacked`` (K, ...) float32 tensors has
-        an inf or NaN."""
+        an inf or NaN — or any of its own tensors in ``each[k]`` (contiguous float32; None skipped:
+        its activations' β gradients)."""
         stacked = [t.float().contiguous() for t in stacked]
         k = stacked[0].shape[0]
         bad = torch.empty(k, dtype=torch.int32)
         count = torch.tensor([t.numel() // k for t in stacked], dtype=torch.int64)
         self.lib.actsearch_nonfinite(k, len(stacked), _ptrs(stacked), count.data_ptr(), bad.data_ptr())
+        own = [(pos, t.float().contiguous()) for pos, ts in enumerate(each) for t in ts if t is not None]
+        if own:
+            owner = torch.tensor([pos for pos, _ in own], dtype=torch.int64)
+            sizes = torch.tensor([t.numel() for _, t in own], dtype=torch.int64)
+            self.lib.actsearch_nonfinite_each(len(own), _ptrs([t for _, t in own]), sizes.data_ptr(),
+                                              owner.data_ptr(), bad.data_ptr())
         return bad.bool()
 
     def bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],

@@ -20,6 +20,7 @@ threads themselves (:class:`actsearch.evaluation.ThreadPolicy`); ``--threads N``
     python benchmarks/bench_eval.py                  # ~6 minutes on 2 cores
     python benchmarks/bench_eval.py --contention     # ~12 minutes
     python benchmarks/bench_eval.py --compile        # torch.compile (inductor) vs the fused kernels, per step
+    python benchmarks/bench_eval.py --fuse-threshold # where building the fused kernels starts to pay
 
 The first output line containing "ratio" is the MLP one.
 """
@@ -242,6 +243,45 @@ def compile_comparison(repeats: int = 50) -> None:
               f"{t_build + steps * ms['fused'] / 1e3:.1f} s (steps alone, no optimizer or evaluation)", flush=True)
 
 
+# --------------------------------------------------------------------------- FUSE_MIN_WORK
+def fuse_threshold(steps: int = 300, repeats: int = 3) -> None:
+    """Where building the fused kernels starts to pay: per preset (16 members, the fixed set), the
+    per-step time of the torch-ops and fused engines (warm, best of ``repeats`` runs of ``steps``)
+    and a cold build; break-even = build / (saving per step) steps, printed as activation
+    evaluations (steps x batch x units x members, the unit of FUSE_MIN_WORK)."""
+    from actsearch.evaluation import FUSE_MIN_WORK, activation_units
+
+    cands = fixed_set()
+    seeds = list(range(len(cands)))
+    for preset in ("quick", "standard"):
+        fid = get_fidelity(preset)
+        data = get_dataset(fid.dataset, torch.device("cpu"))
+        short = fid.replace(steps=steps, eval_every=steps, time_limit=1e9)
+        per_step = {}
+        for fused in (False, True):
+            train_population(cands, short.replace(steps=5, eval_every=5), seeds, fused=fused)  # warm, kernels cached
+            best = float("inf")
+            for _ in range(repeats):
+                t = time.perf_counter()
+                train_population(cands, short, seeds, fused=fused)
+                best = min(best, time.perf_counter() - t)
+            per_step[fused] = best / steps
+        builds = []
+        for _ in range(repeats):
+            cold_kernels()
+            t = time.perf_counter()
+            kernels.population_kernel(cands, torch.device("cpu"))
+            builds.append(time.perf_counter() - t)
+        build = sorted(builds)[len(builds) // 2]
+        saving = per_step[False] - per_step[True]
+        work_per_step = fid.batch_size * activation_units(fid.model, data.input_shape) * len(cands)
+        even = build / saving if saving > 0 else float("inf")
+        print(f"fuse threshold [{preset}, K={len(cands)}]: torch ops {per_step[False] * 1e3:.2f} ms/step, fused "
+              f"{per_step[True] * 1e3:.2f} ms/step, build {build:.2f} s (median of {repeats}, cold) -> pays after "
+              f"{even:.0f} steps = {even * work_per_step:.2g} activation evaluations (FUSE_MIN_WORK = "
+              f"{FUSE_MIN_WORK:.2g})", flush=True)
+
+
 def busy_process() -> subprocess.Popen:
     """Another program wanting a CPU all the time (a laptop's browser, a second search …)."""
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
@@ -256,12 +296,17 @@ def main() -> None:
     ap.add_argument("--draw-seed", type=int, default=2026, help="seed of the 16 functions drawn from paper-1")
     ap.add_argument("--contention", action="store_true", help="measure again beside one busy process")
     ap.add_argument("--compile", action="store_true", help="torch.compile vs the fused kernels, per step")
+    ap.add_argument("--fuse-threshold", action="store_true", help="where building the fused kernels pays")
     args = ap.parse_args()
     if args.threads:
         os.environ[THREADS_ENV] = str(args.threads)
     print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, trainer threads: "
           f"{os.environ.get(THREADS_ENV, 'their own choice (ThreadPolicy)')}")
     t0 = time.perf_counter()
+    if args.fuse_threshold:
+        fuse_threshold()
+        print(f"total {time.perf_counter() - t0:.0f}s")
+        return
     if args.compile:
         compile_comparison()
         print(f"total {time.perf_counter() - t0:.0f}s")

@@ -53,10 +53,11 @@ def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: b
 
 
 #: Activation evaluations (steps x batch x units x members) under which building the fused kernels
-#: (0.25-1 s of C compilation per population, by its size and the CPUs) costs more than it saves
-#: (~3 ns per evaluation, forward and backward, measured on 2 cores; set when a build took ~1 s,
-#: left with that margin): smoke-sized runs keep torch ops.
-FUSE_MIN_WORK = 3e8
+#: (0.25-1 s of C compilation per population, by its size and the CPUs) costs more than it saves.
+#: Measured by ``bench_eval.py --fuse-threshold`` on 2 cores (16 members, build 0.33 s cold): the
+#: fused engine saves 9.6 ns per evaluation at `quick`, 6.8 ns at `standard` (member-major CNN), so
+#: it pays after 3.4e7 / 4.9e7; set 2-3x above that, for builds up to ~1 s. Smoke runs keep torch ops.
+FUSE_MIN_WORK = 1e8
 
 
 def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:

@@ -107,41 +107,23 @@ class _CrossEntropy(torch.autograd.Function):
 
 
 class _Conv1d(torch.autograd.Function):
-    """A stacked 1-D convolution as columns (``actsearch_im2col``) and one batched GEMM per
-    direction: :meth:`PopulationKernel.conv1d`."""
+    """A stacked 1-D convolution as columns and one batched GEMM per direction:
+    :meth:`PopulationKernel.conv1d`."""
 
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None,  # type: ignore[override]
                 kernel: PopulationKernel, stride: int, pad: int) -> torch.Tensor:
-        k, cout, width = w.shape
-        ka, n, length, cin = a.shape
-        taps = width // cin
-        t = (length + 2 * pad - taps) // stride + 1
-        u = torch.empty(ka, n * t, width)
-        kernel.lib.actsearch_im2col(ka, n, length, cin, t, taps, stride, pad, n * length * cin, a.data_ptr(),
-                                    u.data_ptr())
-        u = u.expand(k, -1, -1) if ka < k else u  # one input shared by every member
-        y = torch.bmm(u, w.transpose(1, 2)) if b is None else torch.baddbmm(b[:, None, :], u, w.transpose(1, 2))
-        ctx.save_for_backward(u, w)
-        ctx.kernel, ctx.geom = kernel, (n, length, cin, t, taps, stride, pad)
-        return y.view(k, n, t, cout)
+        y, cols = kernel.conv1d_forward(a, w, b, stride, pad)
+        ctx.save_for_backward(cols, w)
+        ctx.kernel, ctx.geom = kernel, (a.shape[1], a.shape[2], a.shape[3], stride, pad)
+        return y
 
     @staticmethod
     def backward(ctx: Any, gy: torch.Tensor) -> Any:  # type: ignore[override]
-        u, w = ctx.saved_tensors
-        n, length, cin, t, taps, stride, pad = ctx.geom
-        k, cout, _ = w.shape
-        gy = gy.reshape(k, n * t, cout)
-        ga = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gu = torch.bmm(gy, w)
-            ga = torch.empty(k, n, length, cin)
-            ctx.kernel.lib.actsearch_col2im(k, n, length, cin, t, taps, stride, pad, gu.data_ptr(), ga.data_ptr())
-        if ctx.needs_input_grad[1]:
-            gw = torch.bmm(gy.transpose(1, 2), u)
-        if ctx.needs_input_grad[2]:
-            gb = gy.sum(1)
-        return ga, gw, gb, None, None, None
+        cols, w = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        ga, gw, gb = ctx.kernel.conv1d_backward(gy, cols, w, ctx.geom, need[0], need[2])
+        return ga, gw if need[1] else None, gb, None, None, None
 
 
 class Call(NamedTuple):
@@ -240,12 +222,45 @@ class PopulationKernel:
     def conv1d(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int, pad: int
                ) -> torch.Tensor:
         """K stacked 1-D convolutions, differentiably, member-major: ``a`` (K, N, L, C_in) — or
-        (1, N, L, C_in), one input for every member — contiguous, ``w`` (K, C_out, taps * C_in) with
-        columns ordered (tap, channel), ``b`` (K, C_out) or None; returns (K, N, T, C_out). What a
-        grouped convolution computes, as columns copied once per layer (one C pass) and one batched
-        GEMM per direction: at a 1-D CNN's sizes (32 channels, lengths 5-40) oneDNN's grouped
-        convolution reached a third of the GEMM rate (bench_eval's FLOP-limit fraction)."""
-        return _Conv1d.apply(a.contiguous(), w, b, self, stride, pad)
+        (1, N, L, C_in), one input for every member — ``w`` (K, C_out, taps * C_in) with columns
+        ordered (tap, channel), ``b`` (K, C_out) or None; returns (K, N, T, C_out). What a grouped
+        convolution computes, as columns copied once per layer (one C pass) and one batched GEMM per
+        direction: at a 1-D CNN's sizes (32 channels, lengths 5-40) oneDNN's grouped convolution
+        reached a third of the GEMM rate (bench_eval's FLOP-limit fraction)."""
+        return _Conv1d.apply(a, w, b, self, stride, pad)
+
+    def conv1d_forward(self, a: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, stride: int, pad: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`conv1d` without autograd: the output and the columns its backward reads."""
+        a = a.contiguous()
+        k, cout, width = w.shape
+        ka, n, length, cin = a.shape
+        taps = width // cin
+        t = (length + 2 * pad - taps) // stride + 1
+        cols = torch.empty(ka, n * t, width)
+        self.lib.actsearch_im2col(ka, n, length, cin, t, taps, stride, pad, n * length * cin, a.data_ptr(),
+                                  cols.data_ptr())
+        cols = cols.expand(k, -1, -1) if ka < k else cols  # one input shared by every member
+        y = torch.bmm(cols, w.transpose(1, 2)) if b is None else torch.baddbmm(b[:, None, :], cols, w.transpose(1, 2))
+        return y.view(k, n, t, cout), cols
+
+    def conv1d_backward(self, gy: torch.Tensor, cols: torch.Tensor, w: torch.Tensor,
+                        geom: tuple[int, int, int, int, int], need_input: bool, need_bias: bool
+                        ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+        """The gradients of :meth:`conv1d_forward` from ``gy`` (K, N, T, C_out): of the input
+        (K, N, L, C_in; if ``need_input``), of ``w`` and of the bias (if ``need_bias``). ``geom``:
+        the input's (N, L, C_in), stride, padding."""
+        n, length, cin, stride, pad = geom
+        k, cout, width = w.shape
+        gy = gy.reshape(k, -1, cout)
+        ga = None
+        if need_input:
+            gcols = torch.bmm(gy, w)
+            ga = torch.empty(k, n, length, cin)
+            t = gy.shape[1] // n
+            self.lib.actsearch_col2im(k, n, length, cin, t, width // cin, stride, pad, gcols.data_ptr(),
+                                      ga.data_ptr())
+        return ga, torch.bmm(gy.transpose(1, 2), cols), gy.sum(1) if need_bias else None
 
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member mean cross-entropy (K,) of ``logits`` (K, N, C) against ``target`` (K, N) and its

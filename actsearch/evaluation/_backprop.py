@@ -22,12 +22,25 @@ import torch
 
 from ._stack import StackedNet
 
-__all__ = ["applies", "mlp_loss_and_grads"]
+__all__ = ["applies", "loss_and_grads", "mlp_loss_and_grads", "cnn_loss_and_grads"]
 
 
 def applies(net: StackedNet) -> bool:
-    """Whether :func:`mlp_loss_and_grads` covers this stack."""
-    return net.kind == "mlp" and net.norm_kind == "Identity" and not net.dropout and net.kernel is not None
+    """Whether :func:`loss_and_grads` covers this stack: a plain MLP, or a member-major CNN, with
+    fused activations and no dropout."""
+    plain = net.norm_kind == "Identity" and not net.dropout and net.kernel is not None
+    return plain and (net.kind == "mlp" or net.member_major)
+
+
+def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`mlp_loss_and_grads` or :func:`cnn_loss_and_grads`, by the stack's kind."""
+    return (mlp_loss_and_grads if net.kind == "mlp" else cnn_loss_and_grads)(net, x, y)
+
+
+def _set_beta_grads(betas: list[torch.Tensor], grads: list[torch.Tensor | None]) -> None:
+    for b, gb in zip(betas, grads):
+        if gb is not None:
+            b.grad = gb if b.grad is None else b.grad + gb  # a module shared by layers sums
 
 
 def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -50,11 +63,48 @@ def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
     for i in reversed(range(len(net.widths))):
         a, z, call, betas = saved[i]
         grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
-        for b, gb in zip(betas, beta_grads):
-            if gb is not None:
-                b.grad = gb if b.grad is None else b.grad + gb  # a module shared by layers sums
+        _set_beta_grads(betas, beta_grads)
         p[f"w{i}"].grad = torch.bmm(grad.transpose(1, 2), a)
         p[f"b{i}"].grad = grad.sum(1)
         if i:
             grad = torch.bmm(grad, p[f"w{i}"])
+    return losses
+
+
+def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """:func:`mlp_loss_and_grads` for a member-major 1-D CNN (:meth:`StackedNet._forward_members`):
+    per layer the columns and batched GEMMs of :meth:`PopulationKernel.conv1d_forward` and their
+    backward, the kernels' activations, the head on position-major features; x (K, N, C_in, L)."""
+    kernel, p = net.kernel, net.params
+    assert kernel is not None and net.member_major
+    h = x.transpose(-1, -2)  # (K, N, L, C_in)
+    saved = []  # per layer: its columns, pre-activation, kernel call, β, input geometry
+    for i in range(len(net.widths)):
+        w = p[f"w{i}"].flatten(2)  # (K, out, taps * in)
+        z, cols = kernel.conv1d_forward(h, w, p.get(f"b{i}"), **net.conv1d_args)
+        k, n, t, c = z.shape
+        z = z.view(k, n * t, c)
+        call, betas = kernel.bind(z, net.members, [acts[i] for acts in net.acts], 0)
+        geom = (n, h.shape[2], h.shape[3], net.conv1d_args["stride"], net.conv1d_args["pad"])
+        saved.append((cols, z, call, betas, geom))
+        h = kernel.forward(z, call).view(k, n, t, c)
+    feats = h.reshape(k, n, t * c)
+    out = p["hw"].shape[1]
+    head = p["hw"].view(k, out, c, t).transpose(2, 3).reshape(k, out, t * c)  # position-major, as feats
+    logits = torch.baddbmm(p["hb"][:, None, :], feats, head.transpose(1, 2))
+    losses, g = kernel.cross_entropy(logits, y)
+    p["hw"].grad = torch.bmm(g.transpose(1, 2), feats).view(k, out, t, c).transpose(2, 3).reshape(k, out, c * t)
+    p["hb"].grad = g.sum(1)
+    grad = torch.bmm(g, head).view(k, n * t, c)  # ∂L/∂(last activation)
+    for i in reversed(range(len(net.widths))):
+        cols, z, call, betas, geom = saved[i]
+        grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
+        _set_beta_grads(betas, beta_grads)
+        w = p[f"w{i}"]
+        ga, gw, gb = kernel.conv1d_backward(grad, cols, w.flatten(2), geom, i > 0, f"b{i}" in p)
+        w.grad = gw.view(w.shape)
+        if gb is not None:
+            p[f"b{i}"].grad = gb
+        if ga is not None:
+            grad = ga.view(k, -1, ga.shape[-1])
     return losses

@@ -44,11 +44,12 @@ by_hand_applies = _backprop.applies
 
 def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: bool | None = None) -> torch.Tensor:
     """Per-member mean cross-entropy (K,) of one step, with every parameter's ``.grad`` set: the
-    plain MLP with fused activations is differentiated by hand (:mod:`._backprop`; ``by_hand=None``:
-    where it applies), anything else by autograd (:meth:`StackedNet.loss_and_grads`)."""
+    plain MLP and the member-major CNN with fused activations are differentiated by hand
+    (:mod:`._backprop`; ``by_hand=None``: where it applies), anything else by autograd
+    (:meth:`StackedNet.loss_and_grads`)."""
     if by_hand or (by_hand is None and _backprop.applies(net)):
         net.zero_grad()
-        return _backprop.mlp_loss_and_grads(net, x, y)
+        return _backprop.loss_and_grads(net, x, y)
     return net.loss_and_grads(x, y)
 
 

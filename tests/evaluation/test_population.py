@@ -257,7 +257,8 @@ def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool) -> None
     """A plain 1-D CNN with fused activations runs member-major (columns + batched GEMMs): the
     same logits (per-member batches and one shared batch) and every gradient as the grouped
     convolutions on the same stack, to float rounding — uneven padding, a 1-channel first layer,
-    per-channel β, and after a member was dropped."""
+    per-channel β, and after a member was dropped; its hand-written step (_backprop) the same as
+    autograd's on the member-major ops."""
     from actsearch.evaluation import StackedNet, build_model, loss_and_grads
 
     acts: list[Any] = [parse("x*sigmoid(beta*x)"), "relu", parse("max(x, sin(x))"), parse("x*atan(x) + beta")]
@@ -272,16 +273,18 @@ def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool) -> None
     y = torch.randint(0, 4, (net.k, 9), generator=gen)
     shared = torch.randn(11, 1, 23, generator=gen)
     runs = []
-    for member_major in (True, False):
+    for member_major, by_hand in ((True, True), (True, False), (False, False)):
         net.member_major = member_major
-        losses = loss_and_grads(net, x, y)
+        losses = loss_and_grads(net, x, y, by_hand=by_hand)
         runs.append((losses, [p.grad.clone() for p in net.parameters()], net.forward(shared).detach()))
-    (mm_loss, mm_grads, mm_shared), (gc_loss, gc_grads, gc_shared) = runs
+    (hand_loss, hand_grads, _), (mm_loss, mm_grads, mm_shared), (gc_loss, gc_grads, gc_shared) = runs
     assert torch.allclose(mm_loss, gc_loss, rtol=1e-5, atol=1e-6)
     assert torch.allclose(mm_shared, gc_shared, rtol=1e-5, atol=1e-5)
-    assert len(mm_grads) == len(gc_grads) == 8 + 3 * 2  # w, b per layer and head; a β per layer of two members
-    for name, a, b in zip([*net.params, *["β"] * 6], mm_grads, gc_grads):
+    assert torch.equal(hand_loss, mm_loss)  # the hand-written step: autograd's member-major ops, by hand
+    assert len(mm_grads) == len(gc_grads) == len(hand_grads) == 8 + 3 * 2  # w, b per layer and head; β per layer of two
+    for name, a, b, c in zip([*net.params, *["β"] * 6], mm_grads, gc_grads, hand_grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+        assert torch.allclose(c, a, rtol=1e-6, atol=1e-7), f"{name} by hand"
 
 
 def test_hand_written_backward_only_where_it_applies() -> None:
@@ -297,4 +300,7 @@ def test_hand_written_backward_only_where_it_applies() -> None:
         assert by_hand_applies(net(ModelSpec(widths=(4,)), kernel=True))
         assert not by_hand_applies(net(ModelSpec(widths=(4,), norm="layer"), kernel=True))
         assert not by_hand_applies(net(ModelSpec(widths=(4,), dropout=0.1), kernel=True))
-        assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), True, "cnn"))
+        assert by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), True, "cnn"))  # member-major
+        assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), norm="batch"), True, "cnn"))
+        assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), dropout=0.1), True, "cnn"))
+    assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), False, "cnn"))

@@ -89,10 +89,10 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         saved.append((cols, z, call, betas, geom))
         h = kernel.forward(z, call).view(k, n, t, c)
     feats = h.reshape(k, n, t * c)
-    out = p["hw"].shape[1]
-    head = p["hw"].view(k, out, c, t).transpose(2, 3).reshape(k, out, t * c)  # position-major, as feats
-    logits = torch.baddbmm(p["hb"][:, None, :], feats, head.transpose(1, 2))
+    head = net.head_position_major(t)
+    logits = net.linear(feats, "hw", "hb", head)
     losses, g = kernel.cross_entropy(logits, y)
+    out = head.shape[1]  # the head's gradient back in its stored, channel-major order
     p["hw"].grad = torch.bmm(g.transpose(1, 2), feats).view(k, out, t, c).transpose(2, 3).reshape(k, out, c * t)
     p["hb"].grad = g.sum(1)
     grad = torch.bmm(g, head).view(k, n * t, c)  # ∂L/∂(last activation)

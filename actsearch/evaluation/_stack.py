@@ -6,6 +6,11 @@ shaped (K, out, in)) and K small convolutions into one grouped convolution (``gr
 per-step overhead is paid once per population instead of once per candidate. Each member keeps its
 own activation module per layer (its own β), applied to its (N, C, ...) slice — by the fused C
 kernels (:mod:`actsearch.evaluation.kernels`) when the population has them, else by torch ops.
+
+A 1-D CNN with those kernels and no BatchNorm (`standard`, `full`) runs **member-major** instead:
+each member's activations one contiguous (N, L, C) block, each convolution its columns (one C
+pass) times the stacked weights in one batched GEMM (:meth:`StackedNet._forward_members`) — the
+same numbers as the grouped convolution to float rounding, in about half the time.
 """
 from __future__ import annotations
 
@@ -202,10 +207,14 @@ class StackedNet:
             h = self._activate(h.view(k, n * t, c), i, 0).view(k, n, t, c)
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
-        # The head reads features position-major (t, c); the solo flatten is channel-major (c, t).
+        return self.linear(h.reshape(k, n, t * c), "hw", "hb", self.head_position_major(t))
+
+    def head_position_major(self, positions: int) -> torch.Tensor:
+        """The head's weight (K, out, C*L), stored as the solo network flattens (N, C, L) features —
+        channel-major — reordered (a copy) for member-major features, position-major (L, C)."""
         hw = self.params["hw"]
-        weight = hw.view(k, hw.shape[1], c, t).transpose(2, 3).reshape(k, hw.shape[1], t * c)
-        return self.linear(h.reshape(k, n, t * c), "hw", "hb", weight)
+        k, out, feats = hw.shape
+        return hw.view(k, out, feats // positions, positions).transpose(2, 3).reshape(k, out, feats)
 
     def zero_grad(self) -> None:
         for p in self.parameters():

@@ -211,6 +211,11 @@ def compile_comparison(repeats: int = 50) -> None:
                 step()
             return (time.perf_counter() - t) / repeats * 1e3
 
+        for model in models:  # dynamo imports a function's module by name: register the generated ones
+            for act in model.acts:
+                namespace = type(act).forward.__globals__
+                if "__actsearch_module__" in namespace:
+                    sys.modules.setdefault(namespace["__name__"], namespace["__actsearch_module__"])
         torch_net = StackedNet(models, kind, 0.0, data.input_shape, None)
 
         def loss() -> torch.Tensor:
@@ -221,7 +226,7 @@ def compile_comparison(repeats: int = 50) -> None:
             torch_net.zero_grad()
             loss().backward()
 
-        compiled_loss = torch.compile(loss)
+        compiled_loss = torch.compile(loss, dynamic=False)  # static shapes: one population, one shape
 
         def compiled() -> None:
             torch_net.zero_grad()
@@ -236,10 +241,14 @@ def compile_comparison(repeats: int = 50) -> None:
         t_build = time.perf_counter() - t
         fused_net = StackedNet(models, kind, 0.0, data.input_shape, kernel)
         ms = {"eager": timed(eager), "compiled": timed(compiled), "fused": timed(lambda: loss_and_grads(fused_net, x, y))}
+        grouped = ""
+        if fused_net.member_major:  # the same kernels on the grouped convolutions (autograd), as before member-major
+            fused_net.member_major = False
+            grouped = f" (on grouped convolutions, the layout before member-major: {timed(lambda: loss_and_grads(fused_net, x, y)):.2f} ms)"
         steps = fid.steps
         print(f"{preset} step (K={k}): eager {ms['eager']:.2f} ms; torch.compile {ms['compiled']:.2f} ms after "
-              f"{t_compile:.1f} s compiling; fused C kernels {ms['fused']:.2f} ms after {t_build:.2f} s building. "
-              f"A {steps}-step population: compile {t_compile + steps * ms['compiled'] / 1e3:.1f} s, fused "
+              f"{t_compile:.1f} s compiling; fused C kernels {ms['fused']:.2f} ms after {t_build:.2f} s building"
+              f"{grouped}. A {steps}-step population: compile {t_compile + steps * ms['compiled'] / 1e3:.1f} s, fused "
               f"{t_build + steps * ms['fused'] / 1e3:.1f} s (steps alone, no optimizer or evaluation)", flush=True)
 
 
@@ -308,6 +317,8 @@ def main() -> None:
         print(f"total {time.perf_counter() - t0:.0f}s")
         return
     if args.compile:
+        # Compile from cold, as a search's new population would: inductor's caches in a fresh folder.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="actsearch-bench-inductor-")
         compile_comparison()
         print(f"total {time.perf_counter() - t0:.0f}s")
         return

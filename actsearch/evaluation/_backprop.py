@@ -32,8 +32,8 @@ __all__ = ["applies", "loss_and_grads", "mlp_loss_and_grads", "cnn_loss_and_grad
 def applies(net: StackedNet) -> bool:
     """Whether :func:`loss_and_grads` covers this stack: a plain MLP, or a member-major CNN, with
     fused activations and no dropout."""
-    plain = net.norm_kind == "Identity" and not net.dropout and net.kernel is not None
-    return plain and (net.kind == "mlp" or net.member_major)
+    fused = not net.dropout and net.kernel is not None
+    return fused and ((net.kind == "mlp" and net.norm_kind == "Identity") or net.member_major)
 
 
 def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -88,9 +88,15 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         z, cols = kernel.conv1d_forward(h, w, p.get(f"b{i}"), **net.conv1d_args)
         k, n, t, c = z.shape
         z = z.view(k, n * t, c)
+        norm = None
+        if net.norm_kind != "Identity":  # BatchNorm: the activation reads its output
+            gamma, beta, buffers, training, momentum, eps = net.norm_args(i)
+            pre = z
+            z, mean, invstd = kernel.batch_norm_forward(pre, gamma, beta, buffers, training, momentum, eps)
+            norm = (pre, gamma, beta, mean, invstd)
         call, betas = kernel.bind(z, net.members, [acts[i] for acts in net.acts], 0)
         geom = (n, h.shape[2], h.shape[3], net.conv1d_args["stride"], net.conv1d_args["pad"])
-        saved.append((cols, z, call, betas, geom))
+        saved.append((cols, z, call, betas, geom, norm))
         h = kernel.forward(z, call).view(k, n, t, c)
     feats = h.reshape(k, n, t * c)
     head = net.head_position_major(t)
@@ -101,9 +107,12 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
     p["hb"].grad = g.sum(1)
     grad = torch.bmm(g, head).view(k, n * t, c)  # ∂L/∂(last activation)
     for i in reversed(range(len(net.widths))):
-        cols, z, call, betas, geom = saved[i]
+        cols, z, call, betas, geom, norm = saved[i]
         grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
         _set_beta_grads(betas, beta_grads)
+        if norm is not None:
+            pre, gamma, beta, mean, invstd = norm
+            grad, gamma.grad, beta.grad = kernel.batch_norm_backward(pre, grad, gamma, mean, invstd)
         w = p[f"w{i}"]
         ga, gw, gb = kernel.conv1d_backward(grad, cols, w.flatten(2), geom, i > 0, f"b{i}" in p)
         w.grad = gw.view(w.shape)

@@ -7,7 +7,8 @@ per-step overhead is paid once per population instead of once per candidate. Eac
 own activation module per layer (its own β), applied to its (N, C, ...) slice — by the fused C
 kernels (:mod:`actsearch.evaluation.kernels`) when the population has them, else by torch ops.
 
-A 1-D CNN with those kernels and no BatchNorm (`standard`, `full`) runs **member-major** instead:
+A 1-D CNN with those kernels, plain or with BatchNorm (`standard`, `power`, `full`), runs
+**member-major** instead:
 each member's activations one contiguous (N, L, C) block, each convolution its columns (one C
 pass) times the stacked weights in one batched GEMM (:meth:`StackedNet._forward_members`) — the
 same numbers as the grouped convolution to float rounding, in about half the time.
@@ -64,8 +65,9 @@ class StackedNet:
             if self.norm_kind.startswith("BatchNorm"):
                 self.buffers[f"rm{i}"] = stack([m.norms[i].running_mean for m in models])
                 self.buffers[f"rv{i}"] = stack([m.norms[i].running_var for m in models])
-        # A 1-D CNN with fused activations and no BatchNorm runs member-major (see _forward_members).
-        self.member_major = kind == "cnn" and one_d and kernel is not None and self.norm_kind == "Identity"
+        # A 1-D CNN with fused activations, plain or with BatchNorm, runs member-major (_forward_members).
+        self.member_major = (kind == "cnn" and one_d and kernel is not None
+                             and self.norm_kind in ("Identity", "BatchNorm1d"))
         self.conv1d_args = {"stride": first.layers[0].stride[0], "pad": first.layers[0].padding[0]} if one_d else {}
         self.params["hw"] = stack([m.head.weight for m in models])
         self.params["hb"] = stack([m.head.bias for m in models])
@@ -204,10 +206,18 @@ class StackedNet:
             w = self.params[f"w{i}"]  # (K, out, 1, taps, in): columns ordered (tap, channel) as im2col's
             h = kernel.conv1d(h, w.flatten(2), self.params.get(f"b{i}"), **self.conv1d_args)
             k, n, t, c = h.shape
-            h = self._activate(h.view(k, n * t, c), i, 0).view(k, n, t, c)
+            z = h.view(k, n * t, c)
+            if self.norm_kind != "Identity":
+                z = kernel.batch_norm(z, *self.norm_args(i))
+            h = self._activate(z, i, 0).view(k, n, t, c)
             if self.dropout:
                 h = F.dropout(h, self.dropout, self.training)
         return self.linear(h.reshape(k, n, t * c), "hw", "hb", self.head_position_major(t))
+
+    def norm_args(self, i: int) -> tuple[object, ...]:
+        """Layer i's BatchNorm as :meth:`PopulationKernel.batch_norm` takes it, after the stack."""
+        return (self.params[f"g{i}"], self.params[f"n{i}"], (self.buffers[f"rm{i}"], self.buffers[f"rv{i}"]),
+                self.training, self.momentum, self.eps)
 
     def head_position_major(self, positions: int) -> torch.Tensor:
         """The head's weight (K, out, C*L), stored as the solo network flattens (N, C, L) features —

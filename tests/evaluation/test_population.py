@@ -252,8 +252,9 @@ def test_hand_written_mlp_backward_equals_autograd() -> None:
 
 
 @needs_cc
+@pytest.mark.parametrize("norm", ["none", "batch"])
 @pytest.mark.parametrize("dropped", [False, True])
-def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool) -> None:
+def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool, norm: str) -> None:
     """A plain 1-D CNN with fused activations runs member-major (columns + batched GEMMs): the
     same logits (per-member batches and one shared batch) and every gradient as the grouped
     convolutions on the same stack, to float rounding — uneven padding, a 1-channel first layer,
@@ -262,10 +263,14 @@ def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool) -> None
     from actsearch.evaluation import StackedNet, build_model, loss_and_grads
 
     acts: list[Any] = [parse("x*sigmoid(beta*x)"), "relu", parse("max(x, sin(x))"), parse("x*atan(x) + beta")]
-    spec = ModelSpec(kind="cnn", widths=(5, 7, 6), kernel_sizes=(5, 3, 4), stride=2, padding=1)
+    spec = ModelSpec(kind="cnn", widths=(5, 7, 6), kernel_sizes=(5, 3, 4), stride=2, padding=1, norm=norm)
     models = [build_model(spec, a, (1, 23), 4, seed=s) for s, a in enumerate(acts)]
     net = StackedNet(models, "cnn", 0.0, (1, 23), population_kernel(acts, torch.device("cpu")))
     assert net.member_major
+    if norm == "batch":  # running statistics away from (0, 1), so the shared (eval) batch tests them
+        gen = torch.Generator().manual_seed(1)
+        for name, b in net.buffers.items():
+            b.copy_(torch.rand(b.shape, generator=gen) + (0.5 if name.startswith("rv") else -0.5))
     if dropped:
         net.keep([0, 2, 3])
     gen = torch.Generator().manual_seed(0)
@@ -273,15 +278,23 @@ def test_member_major_cnn_equals_the_grouped_convolutions(dropped: bool) -> None
     y = torch.randint(0, 4, (net.k, 9), generator=gen)
     shared = torch.randn(11, 1, 23, generator=gen)
     runs = []
+    start = {name: b.clone() for name, b in net.buffers.items()}
     for member_major, by_hand in ((True, True), (True, False), (False, False)):
         net.member_major = member_major
+        for name, b in net.buffers.items():
+            b.copy_(start[name])
         losses = loss_and_grads(net, x, y, by_hand=by_hand)
-        runs.append((losses, [p.grad.clone() for p in net.parameters()], net.forward(shared).detach()))
-    (hand_loss, hand_grads, _), (mm_loss, mm_grads, mm_shared), (gc_loss, gc_grads, gc_shared) = runs
+        after = [b.clone() for b in net.buffers.values()]  # the running statistics one step updated
+        runs.append((losses, [p.grad.clone() for p in net.parameters()], net.forward(shared).detach(), after))
+    (hand_loss, hand_grads, _, hand_buf), (mm_loss, mm_grads, mm_shared, mm_buf), (gc_loss, gc_grads, gc_shared, gc_buf) = runs
+    for a, b, c in zip(hand_buf, mm_buf, gc_buf):
+        assert torch.equal(a, b) and torch.allclose(b, c, rtol=1e-5, atol=1e-6)
     assert torch.allclose(mm_loss, gc_loss, rtol=1e-5, atol=1e-6)
     assert torch.allclose(mm_shared, gc_shared, rtol=1e-5, atol=1e-5)
     assert torch.equal(hand_loss, mm_loss)  # the hand-written step: autograd's member-major ops, by hand
-    assert len(mm_grads) == len(gc_grads) == len(hand_grads) == 8 + 3 * 2  # w, b per layer and head; β per layer of two
+    stacked = len(net.params)  # w and b per layer and head; with BatchNorm: w, γ, β per layer and head
+    assert stacked == (8 if norm == "none" else 11)
+    assert len(mm_grads) == len(gc_grads) == len(hand_grads) == stacked + 3 * 2  # β per layer of two members
     for name, a, b, c in zip([*net.params, *["β"] * 6], mm_grads, gc_grads, hand_grads):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
         assert torch.allclose(c, a, rtol=1e-6, atol=1e-7), f"{name} by hand"
@@ -301,6 +314,7 @@ def test_hand_written_backward_only_where_it_applies() -> None:
         assert not by_hand_applies(net(ModelSpec(widths=(4,), norm="layer"), kernel=True))
         assert not by_hand_applies(net(ModelSpec(widths=(4,), dropout=0.1), kernel=True))
         assert by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), True, "cnn"))  # member-major
-        assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), norm="batch"), True, "cnn"))
+        assert by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), norm="batch"), True, "cnn"))
+        assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), norm="layer"), True, "cnn"))
         assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,), dropout=0.1), True, "cnn"))
     assert not by_hand_applies(net(ModelSpec(kind="cnn", widths=(4,), kernel_sizes=(3,)), False, "cnn"))

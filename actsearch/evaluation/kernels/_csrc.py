@@ -278,6 +278,116 @@ void actsearch_col2im(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int
   free(readers);
 }
 
+/* Per channel, the sums over R rows of C values of f(row, c) into double acc[c] — summed in float
+   over blocks of BN_BLOCK rows (vectorised across channels), the blocks in double. */
+#define BN_BLOCK 64
+
+/* BatchNorm of a member-major stack, z (K, R, C): statistics per (member, channel) over its R rows,
+   as torch's CPU batch norm computes them (two passes; running variance unbiased; y = z * alpha +
+   (beta - mean * alpha) with alpha = invstd * gamma). Training: mean and invstd (K, C) are
+   written, the running statistics updated; else the running statistics normalize. */
+void actsearch_bn_forward(int64_t K, int64_t R, int64_t C, const float* z, const float* gamma, const float* beta,
+                          float* y, float* mean, float* invstd, float* running_mean, float* running_var,
+                          int64_t training, double momentum, double eps) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    const float* restrict zk = z + k * R * C;
+    float* restrict yk = y + k * R * C;
+    float* restrict m = mean + k * C;
+    float* restrict is = invstd + k * C;
+    float* restrict rm = running_mean + k * C;
+    float* restrict rv = running_var + k * C;
+    double* restrict acc = malloc(sizeof(double) * 2 * C);
+    float* restrict part = malloc(sizeof(float) * 3 * C);
+    if (!acc || !part) abort();
+    if (training) {
+      for (int64_t c = 0; c < 2 * C; c++) acc[c] = 0.0;
+      for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
+        const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
+        for (int64_t c = 0; c < C; c++) part[c] = 0.0f;
+        for (int64_t r = r0; r < r1; r++)
+          for (int64_t c = 0; c < C; c++) part[c] += zk[r * C + c];
+        for (int64_t c = 0; c < C; c++) acc[c] += part[c];
+      }
+      for (int64_t c = 0; c < C; c++) m[c] = (float)(acc[c] / R);
+      for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
+        const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
+        for (int64_t c = 0; c < C; c++) part[c] = 0.0f;
+        for (int64_t r = r0; r < r1; r++)
+          for (int64_t c = 0; c < C; c++) {
+            const float d = zk[r * C + c] - m[c];
+            part[c] += d * d;
+          }
+        for (int64_t c = 0; c < C; c++) acc[C + c] += part[c];
+      }
+      for (int64_t c = 0; c < C; c++) {
+        is[c] = (float)(1.0 / __builtin_sqrt(acc[C + c] / R + eps));
+        rm[c] = (float)(momentum * m[c] + (1.0 - momentum) * rm[c]);
+        rv[c] = (float)(momentum * acc[C + c] / (R > 1 ? R - 1 : 1) + (1.0 - momentum) * rv[c]);
+      }
+    } else {
+      for (int64_t c = 0; c < C; c++) {
+        m[c] = rm[c];
+        is[c] = (float)(1.0 / __builtin_sqrt((double)rv[c] + eps));
+      }
+    }
+    float* restrict alpha = part;
+    float* restrict shift = part + C;
+    for (int64_t c = 0; c < C; c++) {
+      alpha[c] = is[c] * gamma[k * C + c];
+      shift[c] = beta[k * C + c] - m[c] * alpha[c];
+    }
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t c = 0; c < C; c++) yk[r * C + c] = zk[r * C + c] * alpha[c] + shift[c];
+    free(acc);
+    free(part);
+  }
+}
+
+/* The backward of a training-mode actsearch_bn_forward: gz, and dgamma, dbeta (K, C), from gy —
+   torch's formula: gz = (gy - mean(gy) - (z - mean) * proj) * invstd * gamma. */
+void actsearch_bn_backward(int64_t K, int64_t R, int64_t C, const float* z, const float* gy, const float* gamma,
+                           const float* mean, const float* invstd, float* gz, float* dgamma, float* dbeta) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) {
+    const float* restrict zk = z + k * R * C;
+    const float* restrict gk = gy + k * R * C;
+    float* restrict ok = gz + k * R * C;
+    const float* restrict m = mean + k * C;
+    const float* restrict is = invstd + k * C;
+    double* restrict acc = malloc(sizeof(double) * 2 * C);  /* sum of gy, sum of gy * (z - mean) */
+    float* restrict part = malloc(sizeof(float) * 3 * C);
+    if (!acc || !part) abort();
+    for (int64_t c = 0; c < 2 * C; c++) acc[c] = 0.0;
+    for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
+      const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
+      for (int64_t c = 0; c < 2 * C; c++) part[c] = 0.0f;
+      for (int64_t r = r0; r < r1; r++)
+        for (int64_t c = 0; c < C; c++) {
+          const float g = gk[r * C + c];
+          part[c] += g;
+          part[C + c] += g * (zk[r * C + c] - m[c]);
+        }
+      for (int64_t c = 0; c < 2 * C; c++) acc[c] += part[c];
+    }
+    float* restrict grad_mean = part;
+    float* restrict proj = part + C;
+    float* restrict scale = part + 2 * C;
+    for (int64_t c = 0; c < C; c++) {
+      dbeta[k * C + c] = (float)acc[c];
+      dgamma[k * C + c] = (float)(acc[C + c] * is[c]);
+      grad_mean[c] = (float)(acc[c] / R);
+      proj[c] = (float)(acc[C + c] / R * is[c] * is[c]);
+      scale[c] = is[c] * gamma[k * C + c];
+    }
+    for (int64_t r = 0; r < R; r++)
+      for (int64_t c = 0; c < C; c++)
+        ok[r * C + c] = (gk[r * C + c] - grad_mean[c] - (zk[r * C + c] - m[c]) * proj[c]) * scale[c];
+    free(acc);
+    free(part);
+  }
+}
+
 /* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is
    inf or NaN: x * 0 is NaN exactly for those, and the sum of the products vectorises. */
 void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const int64_t* count, int32_t* bad) {

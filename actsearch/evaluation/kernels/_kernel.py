@@ -126,6 +126,26 @@ class _Conv1d(torch.autograd.Function):
         return ga, gw if need[1] else None, gb, None, None, None
 
 
+class _BatchNorm(torch.autograd.Function):
+    """BatchNorm of a member-major stack: :meth:`PopulationKernel.batch_norm`."""
+
+    @staticmethod
+    def forward(ctx: Any, z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,  # type: ignore[override]
+                kernel: PopulationKernel, buffers: tuple[torch.Tensor, torch.Tensor], training: bool,
+                momentum: float, eps: float) -> torch.Tensor:
+        z = z.contiguous()
+        y, mean, invstd = kernel.batch_norm_forward(z, gamma, beta, buffers, training, momentum, eps)
+        ctx.save_for_backward(z, gamma, mean, invstd)
+        ctx.kernel = kernel
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, gy: torch.Tensor) -> Any:  # type: ignore[override]
+        z, gamma, mean, invstd = ctx.saved_tensors
+        gz, dgamma, dbeta = ctx.kernel.batch_norm_backward(z, gy, gamma, mean, invstd)
+        return gz, dgamma, dbeta, None, None, None, None, None
+
+
 class Call(NamedTuple):
     """How one layer's stack maps onto the kernel: ``geom`` = (K, runs per member, run length,
     values per channel in a row, C, member stride, run stride); ``fids``, the function of each
@@ -261,6 +281,38 @@ class PopulationKernel:
             self.lib.actsearch_col2im(k, n, length, cin, t, width // cin, stride, pad, gcols.data_ptr(),
                                       ga.data_ptr())
         return ga, torch.bmm(gy.transpose(1, 2), cols), gy.sum(1) if need_bias else None
+
+    def batch_norm(self, z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                   buffers: tuple[torch.Tensor, torch.Tensor], training: bool, momentum: float, eps: float
+                   ) -> torch.Tensor:
+        """BatchNorm of a member-major stack ``z`` (K, R, C), differentiably: per (member, channel)
+        statistics over the R rows (F.batch_norm's on each member's (N, C, L)); ``gamma``, ``beta``
+        (K, C); ``buffers`` the running mean and variance (K, C), updated in training."""
+        return _BatchNorm.apply(z, gamma, beta, self, buffers, training, momentum, eps)
+
+    def batch_norm_forward(self, z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                           buffers: tuple[torch.Tensor, torch.Tensor], training: bool, momentum: float,
+                           eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`batch_norm` without autograd: the output, and the mean and 1/std it normalized by."""
+        k, r, c = z.shape
+        y, mean, invstd = torch.empty_like(z), torch.empty(k, c), torch.empty(k, c)
+        running_mean, running_var = buffers
+        self.lib.actsearch_bn_forward(k, r, c, z.data_ptr(), gamma.detach().contiguous().data_ptr(),
+                                      beta.detach().contiguous().data_ptr(), y.data_ptr(), mean.data_ptr(),
+                                      invstd.data_ptr(), running_mean.data_ptr(), running_var.data_ptr(),
+                                      int(training), momentum, eps)
+        return y, mean, invstd
+
+    def batch_norm_backward(self, z: torch.Tensor, gy: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor,
+                            invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gradients of a training-mode :meth:`batch_norm_forward` from ``gy``: of z, gamma, beta."""
+        k, r, c = z.shape
+        gy = gy.contiguous()
+        gz, dgamma, dbeta = torch.empty_like(z), torch.empty(k, c), torch.empty(k, c)
+        self.lib.actsearch_bn_backward(k, r, c, z.data_ptr(), gy.data_ptr(), gamma.detach().contiguous().data_ptr(),
+                                       mean.data_ptr(), invstd.data_ptr(), gz.data_ptr(), dgamma.data_ptr(),
+                                       dbeta.data_ptr())
+        return gz, dgamma, dbeta
 
     def cross_entropy(self, logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-member mean cross-entropy (K,) of ``logits`` (K, N, C) against ``target`` (K, N) and its

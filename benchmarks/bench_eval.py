@@ -178,7 +178,7 @@ def run_all(args: argparse.Namespace, sets: dict[str, list[Any]], tag: str) -> d
     peak = matmul_peak()
     print(f"{tag}: matmul peak {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
     out = {}
-    for preset, steps, kind in (("quick", args.mlp_steps, "MLP"), ("standard", args.cnn_steps, "CNN")):
+    for preset, steps, kind in (("quick", args.mlp_steps, "MLP"), (args.cnn_fidelity, args.cnn_steps, "CNN")):
         for set_name, cands in sets.items():
             t = measure(preset, steps, cands, args.repeats)
             report(f"{tag} {kind} [{preset}, {set_name}, {steps} of {get_fidelity(preset).steps} steps timed]", preset,
@@ -300,6 +300,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--mlp-steps", type=int, default=3000, help="steps timed per MLP candidate")
     ap.add_argument("--cnn-steps", type=int, default=600, help="steps timed per CNN candidate")
+    ap.add_argument("--cnn-fidelity", default="standard", help="the CNN's preset (power: its BatchNorm child)")
     ap.add_argument("--threads", type=int, default=0, help="fix the trainers' threads (0: their own choice)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats per engine (the best counts)")
     ap.add_argument("--draw-seed", type=int, default=2026, help="seed of the 16 functions drawn from paper-1")

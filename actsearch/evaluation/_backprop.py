@@ -17,8 +17,9 @@ library, :meth:`actsearch.evaluation.kernels.PopulationKernel.cross_entropy`).
 ``tests/evaluation/test_population.py`` checks every gradient against autograd on the same stack,
 and the members against their solo runs.
 
-Used only where it applies: an MLP or a member-major CNN, no normalization, no dropout, every
-activation fused; anything else takes autograd (:meth:`actsearch.evaluation._stack.StackedNet.loss_and_grads`).
+Used only where it applies: an MLP without normalization or a member-major CNN (plain or with
+BatchNorm), no dropout, every activation fused; anything else takes autograd
+(:meth:`actsearch.evaluation._stack.StackedNet.loss_and_grads`).
 """
 from __future__ import annotations
 
@@ -90,10 +91,10 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         z = z.view(k, n * t, c)
         norm = None
         if net.norm_kind != "Identity":  # BatchNorm: the activation reads its output
-            gamma, beta, buffers, training, momentum, eps = net.norm_args(i)
+            gamma, shift, buffers, training, momentum, eps = net.norm_args(i)
             pre = z
-            z, mean, invstd = kernel.batch_norm_forward(pre, gamma, beta, buffers, training, momentum, eps)
-            norm = (pre, gamma, beta, mean, invstd)
+            z, mean, invstd = kernel.batch_norm_forward(pre, gamma, shift, buffers, training, momentum, eps)
+            norm = (pre, gamma, shift, mean, invstd)
         call, betas = kernel.bind(z, net.members, [acts[i] for acts in net.acts], 0)
         geom = (n, h.shape[2], h.shape[3], net.conv1d_args["stride"], net.conv1d_args["pad"])
         saved.append((cols, z, call, betas, geom, norm))
@@ -111,8 +112,8 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
         _set_beta_grads(betas, beta_grads)
         if norm is not None:
-            pre, gamma, beta, mean, invstd = norm
-            grad, gamma.grad, beta.grad = kernel.batch_norm_backward(pre, grad, gamma, mean, invstd)
+            pre, gamma, shift, mean, invstd = norm
+            grad, gamma.grad, shift.grad = kernel.batch_norm_backward(pre, grad, gamma, mean, invstd)
         w = p[f"w{i}"]
         ga, gw, gb = kernel.conv1d_backward(grad, cols, w.flatten(2), geom, i > 0, f"b{i}" in p)
         w.grad = gw.view(w.shape)

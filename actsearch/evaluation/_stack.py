@@ -11,7 +11,7 @@ A 1-D CNN with those kernels, plain or with BatchNorm (`standard`, `power`, `ful
 **member-major** instead:
 each member's activations one contiguous (N, L, C) block, each convolution its columns (one C
 pass) times the stacked weights in one batched GEMM (:meth:`StackedNet._forward_members`) — the
-same numbers as the grouped convolution to float rounding, in about half the time.
+same numbers as the grouped convolution to float rounding, a `standard` step ~1.5x faster.
 """
 from __future__ import annotations
 
@@ -196,7 +196,8 @@ class StackedNet:
         """A 1-D CNN member-major: each member's activations one contiguous (N, L, C) block, every
         convolution columns + one batched GEMM (:meth:`PopulationKernel.conv1d`), every activation
         one long run per member. Against the grouped convolutions of :meth:`forward` a
-        `standard` step is ~2x faster: oneDNN's grouped convolution of 32 channels over lengths
+        `standard` step is ~1.5x faster (bench_eval --compile: 6.1-6.9 vs 9.6-10.4 ms for 16
+        members): oneDNN's grouped convolution of 32 channels over lengths
         5-40 ran at a third of the GEMM rate (its 1-channel first layer at 1/20), and the kernels'
         runs of C = 32 values in channels_last cost twice one run per member (bench_eval)."""
         kernel = self.kernel

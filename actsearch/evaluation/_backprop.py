@@ -42,15 +42,10 @@ def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.T
     return (mlp_loss_and_grads if net.kind == "mlp" else cnn_loss_and_grads)(net, x, y)
 
 
-def _set_beta_grads(betas: list[torch.Tensor], grads: list[torch.Tensor | None]) -> None:
-    for b, gb in zip(betas, grads):
-        if gb is not None:
-            b.grad = gb if b.grad is None else b.grad + gb  # a module shared by layers sums
-
-
 def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-member mean cross-entropy (K,) of ``net`` on ``x`` (K, N, ...) with labels ``y`` (K, N);
-    sets ``.grad`` of every stacked parameter and of every β that requires one."""
+    writes every stacked parameter's and trainable β's gradient into its ``.grad`` (views of the
+    stack's flat gradient, :class:`actsearch.evaluation._flat.FlatParams`: each overwritten)."""
     kernel, p = net.kernel, net.params
     assert kernel is not None
     h = x.flatten(2)
@@ -62,15 +57,14 @@ def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
         h = kernel.forward(z, call)
     logits = net.linear(h, "hw", "hb")
     losses, g = kernel.cross_entropy(logits, y)  # g = ∂L/∂logits, (K, N, C)
-    p["hw"].grad = torch.bmm(g.transpose(1, 2), h)
-    p["hb"].grad = g.sum(1)
+    torch.bmm(g.transpose(1, 2), h, out=p["hw"].grad)
+    torch.sum(g, 1, out=p["hb"].grad)
     grad = torch.bmm(g, p["hw"])  # ∂L/∂a of the last hidden layer, (K, N, H)
     for i in reversed(range(len(net.widths))):
         a, z, call, betas = saved[i]
-        grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
-        _set_beta_grads(betas, beta_grads)
-        p[f"w{i}"].grad = torch.bmm(grad.transpose(1, 2), a)
-        p[f"b{i}"].grad = grad.sum(1)
+        grad, _ = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas], into_grad=True)
+        torch.bmm(grad.transpose(1, 2), a, out=p[f"w{i}"].grad)
+        torch.sum(grad, 1, out=p[f"b{i}"].grad)
         if i:
             grad = torch.bmm(grad, p[f"w{i}"])
     return losses
@@ -104,21 +98,18 @@ def cnn_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
     logits = net.linear(feats, "hw", "hb", head)
     losses, g = kernel.cross_entropy(logits, y)
     out = head.shape[1]  # the head's gradient back in its stored, channel-major order
-    p["hw"].grad = torch.bmm(g.transpose(1, 2), feats).view(k, out, t, c).transpose(2, 3).reshape(k, out, c * t)
-    p["hb"].grad = g.sum(1)
+    p["hw"].grad.view(k, out, c, t).copy_(torch.bmm(g.transpose(1, 2), feats).view(k, out, t, c).transpose(2, 3))
+    torch.sum(g, 1, out=p["hb"].grad)
     grad = torch.bmm(g, head).view(k, n * t, c)  # ∂L/∂(last activation)
     for i in reversed(range(len(net.widths))):
         cols, z, call, betas, geom, norm = saved[i]
-        grad, beta_grads = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas])
-        _set_beta_grads(betas, beta_grads)
+        grad, _ = kernel.backward(z, grad, call, betas, [b.requires_grad for b in betas], into_grad=True)
         if norm is not None:
             pre, gamma, shift, mean, invstd = norm
-            grad, gamma.grad, shift.grad = kernel.batch_norm_backward(pre, grad, gamma, mean, invstd)
-        w = p[f"w{i}"]
-        ga, gw, gb = kernel.conv1d_backward(grad, cols, w.flatten(2), geom, i > 0, f"b{i}" in p)
-        w.grad = gw.view(w.shape)
-        if gb is not None:
-            p[f"b{i}"].grad = gb
+            grad, _, _ = kernel.batch_norm_backward(pre, grad, gamma, mean, invstd, out=(gamma.grad, shift.grad))
+        w, b = p[f"w{i}"], p.get(f"b{i}")
+        ga, _, _ = kernel.conv1d_backward(grad, cols, w.flatten(2), geom, i > 0, b is not None,
+                                          out=(w.grad.flatten(2), None if b is None else b.grad))
         if ga is not None:
             grad = ga.view(k, -1, ga.shape[-1])
     return losses

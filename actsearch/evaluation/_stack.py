@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._flat import FlatParams
 from .kernels import PopulationKernel
 
 __all__ = ["StackedNet"]
@@ -75,6 +76,8 @@ class StackedNet:
             p.requires_grad_(True)
         self.acts: list[list[nn.Module]] = [list(m.acts) for m in models]  # [member][layer]
         self.training = True
+        # Fused: every trainable tensor a view of one buffer (one C Adam step, one finiteness check).
+        self.flat = FlatParams(self.params, self.act_params()) if kernel is not None else None
 
     @property
     def k(self) -> int:
@@ -98,18 +101,26 @@ class StackedNet:
         # Listed once per change of the stack: nn.Module.parameters() walks the module tree.
         self._act_params = [[p for a in member for p in a.parameters()] for member in acts]
 
-    def keep(self, keep: list[int]) -> None:
-        """Drop every member not in ``keep`` (positions in the current stack), in place."""
+    def keep(self, keep: list[int]) -> torch.Tensor | None:
+        """Drop every member not in ``keep`` (positions in the current stack), in place; returns the
+        flat index that compacted :attr:`flat` (None without it)."""
         idx = torch.tensor(keep, device=self.params["hb"].device)
-        for name, p in self.params.items():
-            q = p.detach().index_select(0, idx).requires_grad_(True)
-            if p.grad is not None:
-                q.grad = p.grad.index_select(0, idx)
-            self.params[name] = q
+        index = None
+        if self.flat is not None:
+            index = self.flat.keep(keep)
+            assert self.kernel is not None
+            self.kernel.forget_bindings()
+        else:
+            for name, p in self.params.items():
+                q = p.detach().index_select(0, idx).requires_grad_(True)
+                if p.grad is not None:
+                    q.grad = p.grad.index_select(0, idx)
+                self.params[name] = q
         for name, b in self.buffers.items():
             self.buffers[name] = b.index_select(0, idx)
         self.acts = [self.acts[i] for i in keep]
         self.members = [self.members[i] for i in keep]
+        return index
 
     # ------------------------------------------------------------------------------- forward
     def _activate(self, h: torch.Tensor, layer: int, dim: int) -> torch.Tensor:
@@ -228,6 +239,9 @@ class StackedNet:
         return hw.view(k, out, feats // positions, positions).transpose(2, 3).reshape(k, out, feats)
 
     def zero_grad(self) -> None:
+        if self.flat is not None:  # the gradients stay views of the flat buffer
+            self.flat.grad.zero_()
+            return
         for p in self.parameters():
             p.grad = None
 
@@ -246,11 +260,10 @@ class StackedNet:
 
     def nonfinite(self, losses: torch.Tensor) -> torch.Tensor:
         """Per member (K,), whether its loss or any of its gradients is inf or NaN."""
+        if self.flat is not None and self.kernel is not None:  # one C pass over the flat gradient
+            return self.kernel.nonfinite_flat(losses.detach(), self.flat)
         grads = [p.grad for p in self.params.values()]
         act_p = self.act_params()
-        if self.kernel is not None and losses.device.type == "cpu":  # one C pass over the stack, one over the β
-            return self.kernel.nonfinite([losses.contiguous(), *grads],  # type: ignore[list-item]
-                                         [[p.grad for p in ps] for ps in act_p])
         # the sum of a member's entries is non-finite iff one is (or it overflows: diverged)
         bad = ~torch.isfinite(losses + sum(g.flatten(1).sum(1) for g in grads))  # type: ignore[union-attr]
         if any(act_p):

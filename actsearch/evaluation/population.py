@@ -27,6 +27,7 @@ import torch
 
 from ..expressions import ActivationSpec
 from . import _backprop
+from ._flat import FlatAdam
 from ._threads import ThreadPolicy
 from ._stack import StackedNet
 from .data import Dataset
@@ -48,8 +49,7 @@ def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: b
     (:mod:`._backprop`; ``by_hand=None``: where it applies), anything else by autograd
     (:meth:`StackedNet.loss_and_grads`)."""
     if by_hand or (by_hand is None and _backprop.applies(net)):
-        net.zero_grad()
-        return _backprop.loss_and_grads(net, x, y)
+        return _backprop.loss_and_grads(net, x, y)  # it overwrites every gradient
     return net.loss_and_grads(x, y)
 
 
@@ -93,6 +93,14 @@ class _Batches:
     def keep(self, keep: list[int]) -> None:
         self.epochs = [self.epochs[pos] for pos in keep]
         self.current = self.current[keep]
+
+
+def _optimizer(net: StackedNet, fid: Fidelity) -> torch.optim.Optimizer | FlatAdam:
+    """The stack's optimizer: Adam of a fused stack as one C call over its flat buffer
+    (:class:`FlatAdam`), else torch's (:func:`make_optimizer`)."""
+    if net.flat is not None and net.kernel is not None and fid.optimizer == "adam":
+        return FlatAdam(net.flat, fid, net.kernel)
+    return make_optimizer(net.parameters(), fid)
 
 
 def _rebuild_optimizer(old: torch.optim.Optimizer, old_params: list[torch.Tensor], net: StackedNet,
@@ -150,7 +158,7 @@ def train_population(
     net = StackedNet(models, fid.model.kind, fid.model.dropout, data.input_shape,
                      population_kernel(activations, dev) if fuse else None)
     del models
-    opt = make_optimizer(net.parameters(), fid)
+    opt = _optimizer(net, fid)
     lr_at(fid, 0)
     alive = list(range(len(seeds)))  # original index of each stack position
     batches = _Batches(seeds, len(data.y_train), fid.batch_size)
@@ -179,8 +187,12 @@ def train_population(
         keep = [pos for pos in range(len(alive)) if pos not in done]
         if keep:
             old_params, k_old = net.parameters(), net.k
-            net.keep(keep)
-            opt = _rebuild_optimizer(opt, old_params, net, keep, k_old, fid)
+            index = net.keep(keep)
+            if isinstance(opt, FlatAdam):
+                assert index is not None
+                opt.keep(index)
+            else:
+                opt = _rebuild_optimizer(opt, old_params, net, keep, k_old, fid)
         if losses.numel():
             losses = losses.detach()[torch.tensor(keep, dtype=torch.long, device=losses.device)]
         batches.keep(keep)

@@ -25,7 +25,7 @@ from .models import ModelSpec
 
 __all__ = [
     "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
-    "batch_order", "make_optimizer", "lr_at", "checkpoints", "score",
+    "batch_order", "make_optimizer", "ADAM_BETAS", "ADAM_EPS", "lr_at", "checkpoints", "score",
 ]
 
 
@@ -170,12 +170,19 @@ def batch_order(seed: int, n: int, batch_size: int) -> Iterator[torch.Tensor]:
         yield from epoch
 
 
+#: Adam's moment decays and denominator term (torch's defaults), shared with the population
+#: engine's own Adam step (:class:`actsearch.evaluation._flat.FlatAdam`).
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
 def make_optimizer(params: list[nn.Parameter], fid: Fidelity) -> torch.optim.Optimizer:
     if fid.optimizer == "adam":
         # fused: one kernel per tensor instead of ~10 elementwise passes (3x faster on a 2-core CPU);
         # it needs every tensor on one device of a supported type, hence the fallback.
         fused = len({p.device for p in params}) == 1 and params[0].device.type in ("cpu", "cuda")
-        return torch.optim.Adam(params, lr=fid.lr, weight_decay=fid.weight_decay, fused=fused or None)
+        return torch.optim.Adam(params, lr=fid.lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=fid.weight_decay,
+                                fused=fused or None)
     if fid.optimizer == "sgd":
         return torch.optim.SGD(params, lr=fid.lr, momentum=fid.momentum, weight_decay=fid.weight_decay)
     raise ValueError(f"unknown optimizer {fid.optimizer!r}: use 'adam' or 'sgd'")

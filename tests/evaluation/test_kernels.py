@@ -245,3 +245,55 @@ def test_a_compile_error_names_the_compilers_message(monkeypatch: pytest.MonkeyP
     assert error is not None and "error:" in error and "undeclared_name" in error
     assert kernels.compile_units(kernels.compiler() or "cc", ["-O2"], [good], tmp_path / "good.so") is None
     assert (tmp_path / "good.so").exists()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+def test_the_c_adam_step_is_torchs_fused_adam(weight_decay: float) -> None:
+    """PopulationKernel.adam against torch's fused CPU Adam on the same values: bitwise equal where
+    torch runs its vector loop (a tensor's values but its last size % 16), for 300 steps of
+    gradients spread over eight orders of magnitude (zeros included: moments decaying away)."""
+    from actsearch.evaluation.recipe import ADAM_BETAS, ADAM_EPS
+
+    kernel = population_kernel(["relu"], CPU)
+    assert kernel is not None
+    gen = torch.Generator().manual_seed(0)
+    n = 16 * 1000
+    p = torch.randn(n, generator=gen)
+    ref = p.clone().requires_grad_(True)
+    opt = torch.optim.Adam([ref], lr=1e-2, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay, fused=True)
+    m, v = torch.zeros(n), torch.zeros(n)
+    for step in range(1, 301):
+        g = torch.randn(n, generator=gen) * 10 ** torch.empty(n).uniform_(-7, 1, generator=gen)
+        g[: n // 10] = 0.0
+        ref.grad = g.clone()
+        opt.step()
+        kernel.adam(p, g, m, v, 1e-2, ADAM_BETAS, ADAM_EPS, weight_decay, step)
+    assert torch.equal(p, ref.detach())
+    assert torch.equal(m, opt.state[ref]["exp_avg"]) and torch.equal(v, opt.state[ref]["exp_avg_sq"])
+
+
+def test_a_flat_stack_keeps_its_views_and_compacts_in_member_order() -> None:
+    """FlatParams: stacked tensors and β are views of one buffer (gradients of another) before and
+    after a drop; the drop keeps each survivor's values, gradients and β objects, in order."""
+    from torch import nn
+
+    from actsearch.evaluation._flat import FlatParams
+
+    k = 4
+    params = {"w": torch.randn(k, 3, 2), "b": torch.randn(k, 3)}
+    betas = [[nn.Parameter(torch.full((3,), float(i)))] if i % 2 else [] for i in range(k)]
+    before = {name: t.clone() for name, t in params.items()}
+    flat = FlatParams(params, betas)
+    for t in [*params.values(), *(b for bs in betas for b in bs)]:
+        assert t.untyped_storage().data_ptr() == flat.data.untyped_storage().data_ptr()
+        assert t.grad is not None and t.grad.untyped_storage().data_ptr() == flat.grad.untyped_storage().data_ptr()
+    flat.grad.copy_(torch.arange(flat.grad.numel(), dtype=torch.float32))
+    grads = {name: t.grad.clone() for name, t in params.items()}  # type: ignore[union-attr]
+    kept_beta = betas[3][0]
+    index = flat.keep([1, 3])
+    assert flat.k == 2 and flat.data.numel() == index.numel() == 2 * (6 + 3) + 2 * 3
+    for name, t in params.items():
+        assert torch.equal(t.detach(), before[name][[1, 3]]) and torch.equal(t.grad, grads[name][[1, 3]])  # type: ignore[arg-type]
+    assert flat.betas[1][0] is kept_beta and torch.equal(kept_beta.detach(), torch.full((3,), 3.0))
+    assert kept_beta.untyped_storage().data_ptr() == flat.data.untyped_storage().data_ptr()
+    assert flat.segments[2].tolist() == [0, 1, 0, 1, 0, 1]  # w and b per member, then member 1's β

@@ -137,14 +137,14 @@ def load(sources: list[str]) -> ctypes.CDLL:
     lib.actsearch_backward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.actsearch_forward.restype = lib.actsearch_backward.restype = ctypes.c_int
     lib.actsearch_cross_entropy.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr]
-    lib.actsearch_nonfinite.argtypes = [i64, i64, ptr, ptr, ptr]
+    lib.actsearch_nonfinite_flat.argtypes = [i64, ptr, i64, ptr, ptr, ptr, ptr, ptr]
+    lib.actsearch_adam.argtypes = [i64, ptr, ptr, ptr, ptr, *[ctypes.c_double] * 7]
     lib.actsearch_im2col.argtypes = [i64] * 9 + [ptr, ptr]
     lib.actsearch_col2im.argtypes = [i64] * 8 + [ptr, ptr]
-    lib.actsearch_cross_entropy.restype = lib.actsearch_nonfinite.restype = None
-    lib.actsearch_nonfinite_each.argtypes = [i64, ptr, ptr, ptr, ptr]
+    lib.actsearch_cross_entropy.restype = lib.actsearch_nonfinite_flat.restype = lib.actsearch_adam.restype = None
     lib.actsearch_bn_forward.argtypes = [i64, i64, i64, *[ptr] * 8, i64, ctypes.c_double, ctypes.c_double]
     lib.actsearch_bn_backward.argtypes = [i64, i64, i64, *[ptr] * 8]
     lib.actsearch_bn_forward.restype = lib.actsearch_bn_backward.restype = None
-    lib.actsearch_im2col.restype = lib.actsearch_col2im.restype = lib.actsearch_nonfinite_each.restype = None
+    lib.actsearch_im2col.restype = lib.actsearch_col2im.restype = None
     _LIBS[digest] = lib
     return lib

@@ -197,24 +197,48 @@ STEP = r"""
 /* Member k, example n: logits[(k*N + n)*C + c], label target[k*N + n]. loss[k] = the mean over n of
    -log softmax(logits)[label], as torch's log_softmax + nll_loss; g = dloss[k]/dlogits =
    (softmax - onehot(label)) / N, as their backward computes it. */
+#define CE_LANES 16
 void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logits, const int64_t* target,
                              float* loss, float* g) {
+  const float inv = 1.0f / (float)N;
   #pragma omp parallel for schedule(static)
   for (int64_t k = 0; k < K; k++) {
     float total = 0.0f;
-    const float inv = 1.0f / (float)N;
-    for (int64_t n = 0; n < N; n++) {
-      const float* x = logits + (k * N + n) * C;
-      float* d = g + (k * N + n) * C;
-      float m = x[0];
-      for (int64_t c = 1; c < C; c++) m = (x[c] > m || x[c] != x[c]) ? x[c] : m;
-      float sum = 0.0f;
-      for (int64_t c = 0; c < C; c++) sum += expf(x[c] - m);
-      const float lse = logf(sum);
-      for (int64_t c = 0; c < C; c++) d[c] = expf(x[c] - m - lse) * inv;
-      const int64_t t = target[k * N + n];
-      total += -(x[t] - m - lse);
-      d[t] -= inv;
+    /* CE_LANES examples at a time, one per SIMD lane, their logits transposed into xt[c][lane]: a
+       row of C = 10 classes is too short a loop to vectorise (expf was ~90% of this call). */
+    float xt[C * CE_LANES], m[CE_LANES], lse[CE_LANES];
+    for (int64_t n0 = 0; n0 < N; n0 += CE_LANES) {
+      const int64_t nb = N - n0 < CE_LANES ? N - n0 : CE_LANES;
+      const float* x = logits + (k * N + n0) * C;
+      float* d = g + (k * N + n0) * C;
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = x[j * C + c];
+      for (int64_t j = 0; j < nb; j++) m[j] = xt[j];
+      for (int64_t c = 1; c < C; c++) {
+        #pragma omp simd
+        for (int64_t j = 0; j < nb; j++) {
+          const float v = xt[c * CE_LANES + j];
+          m[j] = (v > m[j] || v != v) ? v : m[j];
+        }
+      }
+      for (int64_t j = 0; j < nb; j++) lse[j] = 0.0f;
+      for (int64_t c = 0; c < C; c++) {
+        #pragma omp simd
+        for (int64_t j = 0; j < nb; j++) lse[j] += expf(xt[c * CE_LANES + j] - m[j]);
+      }
+      #pragma omp simd
+      for (int64_t j = 0; j < nb; j++) lse[j] = logf(lse[j]);
+      for (int64_t c = 0; c < C; c++) {
+        #pragma omp simd
+        for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = expf(xt[c * CE_LANES + j] - m[j] - lse[j]) * inv;
+      }
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t j = 0; j < nb; j++) d[j * C + c] = xt[c * CE_LANES + j];
+      for (int64_t j = 0; j < nb; j++) {  /* in example order, as the plain loop summed */
+        const int64_t t = target[k * N + n0 + j];
+        total += -(x[j * C + t] - m[j] - lse[j]);
+        d[j * C + t] -= inv;
+      }
     }
     loss[k] = total / (float)N;
   }
@@ -388,31 +412,47 @@ void actsearch_bn_backward(int64_t K, int64_t R, int64_t C, const float* z, cons
   }
 }
 
-/* bad[k] = 1 where member k's slice of any tensor i (count[i] values from ptr[i] + k*count[i]) is
-   inf or NaN: x * 0 is NaN exactly for those, and the sum of the products vectorises. */
-void actsearch_nonfinite(int64_t K, int64_t T, const float* const* ptr, const int64_t* count, int32_t* bad) {
+/* bad[k] = 1 where member k's loss, or any value of its own in the flat gradient g, is inf or NaN:
+   segment i is count[i] values at g + offset[i], owned by member owner[i] (its slice of a stacked
+   tensor, or one of its β). x * 0 is NaN exactly for those, and the sum of the products vectorises. */
+void actsearch_nonfinite_flat(int64_t K, const float* loss, int64_t T, const int64_t* offset, const int64_t* count,
+                              const int64_t* owner, const float* g, int32_t* bad) {
+  for (int64_t k = 0; k < K; k++) bad[k] = loss[k] * 0.0f != loss[k] * 0.0f;
   #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < K; k++) {
+  for (int64_t i = 0; i < T; i++) {
+    const float* x = g + offset[i];
     float acc = 0.0f;
-    for (int64_t i = 0; i < T; i++) {
-      const float* x = ptr[i] + k * count[i];
-      #pragma omp simd reduction(+: acc)
-      for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
+    #pragma omp simd reduction(+: acc)
+    for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
+    if (acc != acc) {
+      #pragma omp atomic write
+      bad[owner[i]] = 1;
     }
-    bad[k] = acc != acc;
   }
 }
 
-/* bad[owner[i]] |= 1 where tensor i (count[i] values at ptr[i]; NULL: skipped) has an inf or NaN:
-   the activations' β gradients, one small tensor per member and layer, in one call. */
-void actsearch_nonfinite_each(int64_t T, const float* const* ptr, const int64_t* count, const int64_t* owner,
-                              int32_t* bad) {
-  for (int64_t i = 0; i < T; i++) {
-    const float* x = ptr[i];
-    if (!x) continue;
-    float acc = 0.0f;
-    for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
-    if (acc != acc) bad[owner[i]] = 1;
+/* One Adam step over n values (p, its gradient g, the moments m and v), as torch's fused CPU Adam
+   computes each value of its vectorised loop (weight decay added to the gradient; lerp for m; the
+   FMAs written out, so the result does not depend on this compiler's contraction): bitwise the same
+   numbers there. bc1 = 1 - beta1^step and bc2_sqrt = sqrt(1 - beta2^step), in double as torch's. */
+void actsearch_adam(int64_t n, float* restrict p, const float* restrict g, float* restrict m, float* restrict v,
+                    double lr, double beta1, double beta2, double eps, double weight_decay, double bc1,
+                    double bc2_sqrt) {
+  const float w = (float)(1.0 - beta1), b2 = (float)beta2, c2 = (float)(1.0 - beta2);
+  const float neg_step = (float)(-(lr / bc1)), bc = (float)bc2_sqrt, e = (float)eps, wd = (float)weight_decay;
+  #pragma omp parallel
+  {
+    FLUSH_SUBNORMALS
+    #pragma omp for simd schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+      const float gi = weight_decay != 0.0 ? __builtin_fmaf(p[i], wd, g[i]) : g[i];
+      const float mi = fabsf(w) < 0.5f ? __builtin_fmaf(w, gi - m[i], m[i]) : __builtin_fmaf(w - 1.0f, gi - m[i], gi);
+      const float vi = __builtin_fmaf(c2 * gi, gi, v[i] * b2);
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = p[i] + neg_step * mi / (sqrtf(vi) / bc + e);
+    }
+    RESTORE_SUBNORMALS
   }
 }
 """

@@ -174,7 +174,12 @@ class PopulationKernel:
             raise FusedUnavailable(f"C code generation failed: {type(e).__name__}: {e}") from e
         self.lib = _build.load(sources)
         self._bound: dict[tuple[Any, ...], tuple[Call, list[torch.Tensor], tuple[Any, ...]]] = {}
-        self._grads: dict[tuple[int, tuple[bool, ...]], tuple[list[torch.Tensor | None], ctypes.Array, Call]] = {}
+        self._grads: dict[tuple[int, tuple[bool, ...], bool], tuple[list[torch.Tensor | None], ctypes.Array, Call]] = {}
+
+    def forget_bindings(self) -> None:
+        """Drop the memoized calls and β-gradient tables: the β (or their gradients) moved."""
+        self._bound.clear()
+        self._grads.clear()
 
     def slots(self, layout: tuple[tuple[int, int], ...], tensors: Sequence[torch.Tensor | None],
               ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
@@ -211,11 +216,12 @@ class PopulationKernel:
         return y
 
     def backward(self, h: torch.Tensor, gy: torch.Tensor, call: Call, betas: Sequence[torch.Tensor],
-                 need: Sequence[bool]) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-        """∂L/∂h and ∂L/∂β (for each β whose ``need`` is set) from ∂L/∂y, no autograd."""
+                 need: Sequence[bool], into_grad: bool = False) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """∂L/∂h and ∂L/∂β (for each β whose ``need`` is set) from ∂L/∂y, no autograd; ``into_grad``:
+        ∂L/∂β written into each β's own ``.grad`` (views of a flat gradient: :mod:`.._flat`)."""
         gy = gy.contiguous(memory_format=_memory_format(h))
         gx = torch.empty_like(h)
-        grads, gslots = self._beta_grads(call, betas, tuple(need))
+        grads, gslots = self._beta_grads(call, betas, tuple(need), into_grad)
         rc = self.lib.actsearch_backward(call.geom[0], call.fids.data_ptr(), *call.geom[1:], h.data_ptr(),
                                          gy.data_ptr(), gx.data_ptr(), call.beta_ptrs, call.per_channel.data_ptr(),
                                          gslots)
@@ -223,18 +229,18 @@ class PopulationKernel:
             raise MemoryError("fused activation kernel: out of memory")
         return gx, grads
 
-    def _beta_grads(self, call: Call, betas: Sequence[torch.Tensor], need: tuple[bool, ...]
+    def _beta_grads(self, call: Call, betas: Sequence[torch.Tensor], need: tuple[bool, ...], into_grad: bool
                     ) -> tuple[list[torch.Tensor | None], ctypes.Array]:
-        """Where the backward of ``call`` writes dL/dβ (every value, each step): tensors kept with
-        the call and their pointers — not a fresh allocation and pointer table per β and step (a
-        population of the paper's space has a β tensor per member and layer). The caller owns them
-        until the next backward of the same call (autograd copies them; :mod:`._backprop` reads them
-        as the β's ``.grad`` before the next step)."""
-        key = (id(call), need)
+        """Where the backward of ``call`` writes dL/dβ (every value, each step): the β's own
+        ``.grad`` (``into_grad``), else tensors kept with the call — with their pointers, not a
+        fresh allocation and pointer table per β and step (a population of the paper's space has a
+        β tensor per member and layer). The caller owns those until the next backward of the same
+        call (autograd adds them into the β's ``.grad``)."""
+        key = (id(call), need, into_grad)
         if key not in self._grads:
             if len(self._grads) >= 64:
                 self._grads.clear()
-            grads = [torch.empty_like(b) if n else None for b, n in zip(betas, need)]
+            grads = [(b.grad if into_grad else torch.empty_like(b)) if n else None for b, n in zip(betas, need)]
             self._grads[key] = (grads, _ptrs(self.slots(call.layout, grads)[0] if grads else []), call)
         grads, ptrs, _ = self._grads[key]
         return list(grads), ptrs
@@ -265,11 +271,12 @@ class PopulationKernel:
         return y.view(k, n, t, cout), cols
 
     def conv1d_backward(self, gy: torch.Tensor, cols: torch.Tensor, w: torch.Tensor,
-                        geom: tuple[int, int, int, int, int], need_input: bool, need_bias: bool
+                        geom: tuple[int, int, int, int, int], need_input: bool, need_bias: bool,
+                        out: tuple[torch.Tensor, torch.Tensor | None] | None = None,
                         ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
         """The gradients of :meth:`conv1d_forward` from ``gy`` (K, N, T, C_out): of the input
-        (K, N, L, C_in; if ``need_input``), of ``w`` and of the bias (if ``need_bias``). ``geom``:
-        the input's (N, L, C_in), stride, padding."""
+        (K, N, L, C_in; if ``need_input``), of ``w`` and of the bias (if ``need_bias``) — the last
+        two written into ``out`` if given. ``geom``: the input's (N, L, C_in), stride, padding."""
         n, length, cin, stride, pad = geom
         k, cout, width = w.shape
         gy = gy.reshape(k, -1, cout)
@@ -280,7 +287,10 @@ class PopulationKernel:
             t = gy.shape[1] // n
             self.lib.actsearch_col2im(k, n, length, cin, t, width // cin, stride, pad, gcols.data_ptr(),
                                       ga.data_ptr())
-        return ga, torch.bmm(gy.transpose(1, 2), cols), gy.sum(1) if need_bias else None
+        gw_out, gb_out = out if out is not None else (None, None)
+        gw = torch.bmm(gy.transpose(1, 2), cols, out=gw_out)
+        gb = torch.sum(gy, 1, out=gb_out) if need_bias else None
+        return ga, gw, gb
 
     def batch_norm(self, z: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
                    buffers: tuple[torch.Tensor, torch.Tensor], training: bool, momentum: float, eps: float
@@ -304,11 +314,14 @@ class PopulationKernel:
         return y, mean, invstd
 
     def batch_norm_backward(self, z: torch.Tensor, gy: torch.Tensor, gamma: torch.Tensor, mean: torch.Tensor,
-                            invstd: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The gradients of a training-mode :meth:`batch_norm_forward` from ``gy``: of z, gamma, beta."""
+                            invstd: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None,
+                            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The gradients of a training-mode :meth:`batch_norm_forward` from ``gy``: of z, gamma, beta
+        (the last two written into ``out``, contiguous (K, C), if given)."""
         k, r, c = z.shape
         gy = gy.contiguous()
-        gz, dgamma, dbeta = torch.empty_like(z), torch.empty(k, c), torch.empty(k, c)
+        gz = torch.empty_like(z)
+        dgamma, dbeta = out if out is not None else (torch.empty(k, c), torch.empty(k, c))
         self.lib.actsearch_bn_backward(k, r, c, z.data_ptr(), gy.data_ptr(), gamma.detach().contiguous().data_ptr(),
                                        mean.data_ptr(), invstd.data_ptr(), gz.data_ptr(), dgamma.data_ptr(),
                                        dbeta.data_ptr())
@@ -327,23 +340,23 @@ class PopulationKernel:
         """:meth:`cross_entropy`'s per-member losses, differentiable (the autograd engine's path)."""
         return _CrossEntropy.apply(logits, target, self)
 
-    def nonfinite(self, stacked: Sequence[torch.Tensor],
-                  each: Sequence[Sequence[torch.Tensor | None]] = ()) -> torch.Tensor:
-        """Per member (K,), whether its slice of any of the ``stacked`` (K, ...) float32 tensors has
-        an inf or NaN — or any of its own tensors in ``each[k]`` (contiguous float32; None skipped:
-        its activations' β gradients)."""
-        stacked = [t.float().contiguous() for t in stacked]
-        k = stacked[0].shape[0]
-        bad = torch.empty(k, dtype=torch.int32)
-        count = torch.tensor([t.numel() // k for t in stacked], dtype=torch.int64)
-        self.lib.actsearch_nonfinite(k, len(stacked), _ptrs(stacked), count.data_ptr(), bad.data_ptr())
-        own = [(pos, t.float().contiguous()) for pos, ts in enumerate(each) for t in ts if t is not None]
-        if own:
-            owner = torch.tensor([pos for pos, _ in own], dtype=torch.int64)
-            sizes = torch.tensor([t.numel() for _, t in own], dtype=torch.int64)
-            self.lib.actsearch_nonfinite_each(len(own), _ptrs([t for _, t in own]), sizes.data_ptr(),
-                                              owner.data_ptr(), bad.data_ptr())
+    def nonfinite_flat(self, losses: torch.Tensor, flat: Any) -> torch.Tensor:
+        """Per member (K,), whether its loss or any of its gradients in ``flat``
+        (:class:`actsearch.evaluation._flat.FlatParams`: its segment table) is inf or NaN."""
+        losses = losses.float().contiguous()
+        bad = torch.empty(losses.shape[0], dtype=torch.int32)
+        offsets, counts, owners = flat.segments
+        self.lib.actsearch_nonfinite_flat(losses.shape[0], losses.data_ptr(), flat.segments.shape[1], offsets.data_ptr(),
+                                          counts.data_ptr(), owners.data_ptr(), flat.grad.data_ptr(), bad.data_ptr())
         return bad.bool()
+
+    def adam(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: float,
+             betas: tuple[float, float], eps: float, weight_decay: float, step: int) -> None:
+        """One Adam step (the ``step``-th) over the contiguous float32 ``p`` in place, from its
+        gradient ``g``, updating the moments ``m`` and ``v``: torch's fused CPU formula (C source)."""
+        beta1, beta2 = betas
+        self.lib.actsearch_adam(p.numel(), p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), lr, beta1, beta2,
+                                eps, weight_decay, 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5)
 
     def bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
              member_dim: int) -> tuple[Call, list[torch.Tensor]]:

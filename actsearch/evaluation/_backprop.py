@@ -48,6 +48,11 @@ def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> tor
     stack's flat gradient, :class:`actsearch.evaluation._flat.FlatParams`: each overwritten)."""
     kernel, p = net.kernel, net.params
     assert kernel is not None
+    if kernel.gemm is not None:  # the whole step in one C call, member by member
+        k, n = y.shape
+        bound = [kernel.bind((k, n, w), net.members, [acts[i] for acts in net.acts], 0) for i, w in enumerate(net.widths)]
+        layers = [(p[f"w{i}"], p[f"b{i}"]) for i in range(len(net.widths))] + [(p["hw"], p["hb"])]
+        return kernel.mlp_step(x.flatten(2), y, layers, bound)
     h = x.flatten(2)
     saved = []  # per layer: its input, pre-activation, kernel call, β
     for i in range(len(net.widths)):

@@ -71,6 +71,7 @@ class FlatParams:
                 owners.append(pos)
                 at += n
         self.segments = torch.tensor([offsets, counts, owners], dtype=torch.int64)  # (3, segments)
+        self.segment_args = (len(offsets), *(row.data_ptr() for row in self.segments))  # as the C calls take them
 
     def keep(self, keep: list[int]) -> torch.Tensor:
         """Compact to the members at stack positions ``keep``, in place (gradients included: a step
@@ -103,7 +104,8 @@ class FlatAdam:
     """Adam over a :class:`FlatParams` buffer: torch's fused CPU Adam formula — bitwise its result
     except on the last (<16) values of a tensor, which torch computes without its vector FMA — in
     one C call per step (:meth:`PopulationKernel.adam`). Offers what the population loop uses of a
-    torch optimizer: ``param_groups[0]["lr"]`` and :meth:`step`; :meth:`keep` compacts its state
+    torch optimizer: ``param_groups[0]["lr"]`` and :meth:`step` (which also tells the members whose
+    loss or gradient is not finite); :meth:`keep` compacts its state
     as :meth:`FlatParams.keep` compacted the buffer."""
 
     def __init__(self, flat: FlatParams, fid: Fidelity, kernel: PopulationKernel) -> None:
@@ -113,10 +115,13 @@ class FlatAdam:
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(flat.data), torch.zeros_like(flat.data)
         self.steps = 0
 
-    def step(self) -> None:
+    def step(self, losses: torch.Tensor) -> torch.Tensor:
+        """Update every value; returns, per member, whether its loss or a gradient was inf or NaN
+        (its values are updated too — Adam is elementwise, the others are untouched — and the
+        caller drops it)."""
         self.steps += 1
-        self.kernel.adam(self.flat.data, self.flat.grad, self.exp_avg, self.exp_avg_sq, self.param_groups[0]["lr"],
-                         ADAM_BETAS, ADAM_EPS, self.weight_decay, self.steps)
+        return self.kernel.adam(self.flat, self.exp_avg, self.exp_avg_sq, self.param_groups[0]["lr"], ADAM_BETAS,
+                                ADAM_EPS, self.weight_decay, self.steps, losses)
 
     def keep(self, index: torch.Tensor) -> None:
         self.exp_avg, self.exp_avg_sq = self.exp_avg[index], self.exp_avg_sq[index]

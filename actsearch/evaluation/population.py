@@ -10,7 +10,8 @@ the loss is the SUM of per-member mean losses, so d(loss)/d(theta_k) is member k
 Adam and SGD act elementwise, so one optimizer step over the stacked tensors is K independent
 steps. Member k therefore follows the trajectory it would follow alone, up to float rounding
 (bmm vs mm). A member whose loss or gradient is non-finite, or that ``report`` prunes, is removed
-from the stack (parameters, gradients and optimizer state are compacted) before the update, so it
+from the stack (parameters, gradients and optimizer state are compacted) — a diverged one right
+after the update that found it (elementwise: that update changed only its own values), so it
 cannot poison the others. Dropout masks are drawn for the stack as a whole: with dropout the
 members match their solo runs in distribution only.
 
@@ -207,8 +208,15 @@ def train_population(
             losses = loss_and_grads(net, data.x_train.index_select(0, flat).view(*idx.shape, *data.input_shape),
                                     data.y_train.index_select(0, flat).view(idx.shape))
             step += 1
-            nonfinite = net.nonfinite(losses)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(fid, step - 1)
+            if isinstance(opt, FlatAdam):  # the update and the finiteness check in one pass
+                nonfinite = opt.step(losses)
+            else:
+                nonfinite = net.nonfinite(losses)
+                opt.step()
             if bool(nonfinite.any().item()):  # the one host sync per step
+                # Dropped after the update: Adam and SGD are elementwise, so it changed only their own values.
                 bad = nonfinite.nonzero().flatten().tolist()
                 loss_ok = torch.isfinite(losses.detach()).tolist()
                 done = {pos: ("diverged", f"loss is {losses[pos].item()} at step {step}" if not loss_ok[pos]
@@ -216,9 +224,6 @@ def train_population(
                 drop(done, with_test=False)
                 if not alive:
                     break
-            for group in opt.param_groups:
-                group["lr"] = lr_at(fid, step - 1)
-            opt.step()
             if trace is not None:
                 for i, v in zip(alive, losses.detach().tolist()):
                     trace.setdefault(i, []).append(v)

@@ -251,25 +251,35 @@ def test_a_compile_error_names_the_compilers_message(monkeypatch: pytest.MonkeyP
 def test_the_c_adam_step_is_torchs_fused_adam(weight_decay: float) -> None:
     """PopulationKernel.adam against torch's fused CPU Adam on the same values: bitwise equal where
     torch runs its vector loop (a tensor's values but its last size % 16), for 300 steps of
-    gradients spread over eight orders of magnitude (zeros included: moments decaying away)."""
+    gradients spread over eight orders of magnitude (zeros included: moments decaying away); the
+    same pass tells the member whose gradient turned NaN."""
     from actsearch.evaluation.recipe import ADAM_BETAS, ADAM_EPS
+
+    from torch import nn
+
+    from actsearch.evaluation._flat import FlatParams
 
     kernel = population_kernel(["relu"], CPU)
     assert kernel is not None
     gen = torch.Generator().manual_seed(0)
     n = 16 * 1000
-    p = torch.randn(n, generator=gen)
+    flat = FlatParams({"p": torch.randn(4, n // 4, generator=gen)}, [[nn.Parameter(torch.zeros(16))]] + [[]] * 3)
+    p = flat.data
+    n = p.numel()  # the stacked (4, 4000) and member 0's 16 β
     ref = p.clone().requires_grad_(True)
     opt = torch.optim.Adam([ref], lr=1e-2, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay, fused=True)
     m, v = torch.zeros(n), torch.zeros(n)
     for step in range(1, 301):
         g = torch.randn(n, generator=gen) * 10 ** torch.empty(n).uniform_(-7, 1, generator=gen)
         g[: n // 10] = 0.0
+        g[2 * 4000] = float("nan") if step == 300 else g[2 * 4000]  # member 2's, at the last step
         ref.grad = g.clone()
         opt.step()
-        kernel.adam(p, g, m, v, 1e-2, ADAM_BETAS, ADAM_EPS, weight_decay, step)
-    assert torch.equal(p, ref.detach())
-    assert torch.equal(m, opt.state[ref]["exp_avg"]) and torch.equal(v, opt.state[ref]["exp_avg_sq"])
+        flat.grad.copy_(g)
+        bad = kernel.adam(flat, m, v, 1e-2, ADAM_BETAS, ADAM_EPS, weight_decay, step, torch.zeros(4))
+        assert bad.tolist() == [False, False, step == 300, False]
+    for ours, theirs in ((p, ref.detach()), (m, opt.state[ref]["exp_avg"]), (v, opt.state[ref]["exp_avg_sq"])):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0, equal_nan=True)  # bitwise, the NaN too
 
 
 def test_a_flat_stack_keeps_its_views_and_compacts_in_member_order() -> None:

@@ -137,8 +137,10 @@ def load(sources: list[str]) -> ctypes.CDLL:
     lib.actsearch_backward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.actsearch_forward.restype = lib.actsearch_backward.restype = ctypes.c_int
     lib.actsearch_cross_entropy.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr]
+    lib.actsearch_mlp_step.argtypes = [i64, i64, ptr, i64, *[ptr] * 12]
+    lib.actsearch_mlp_step.restype = ctypes.c_int
     lib.actsearch_nonfinite_flat.argtypes = [i64, ptr, i64, ptr, ptr, ptr, ptr, ptr]
-    lib.actsearch_adam.argtypes = [i64, ptr, ptr, ptr, ptr, *[ctypes.c_double] * 7]
+    lib.actsearch_adam.argtypes = [i64, ptr, i64, *[ptr] * 7, *[ctypes.c_double] * 7, ptr]
     lib.actsearch_im2col.argtypes = [i64] * 9 + [ptr, ptr]
     lib.actsearch_col2im.argtypes = [i64] * 8 + [ptr, ptr]
     lib.actsearch_cross_entropy.restype = lib.actsearch_nonfinite_flat.restype = lib.actsearch_adam.restype = None

@@ -124,6 +124,61 @@ static void reduce_channels(const float* g, int64_t R, int64_t inner, int64_t C,
     }
 }
 
+/* One member's activations: function f on N runs of R values (run n at + n*sn), its β slots
+   beta[0..NB[f]) (C values per channel if per_channel, else 1). 0, or 1 when out of memory. */
+static int member_forward(int f, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sn, const float* x,
+                          float* y, const float* const* beta, int64_t per_channel) {
+  int64_t n = N, r = R, s = sn;
+  runs_of_channels(NB[f], per_channel, inner, C, &n, &r, &s);
+  float* scratch = malloc(sizeof(float) * (NB[f] * r + 1));
+  if (!scratch) return 1;
+  const float* b[MAXB];
+  for (int j = 0; j < NB[f]; j++) {
+    expand(beta[j], per_channel, r, inner, C, scratch + j * r);
+    b[j] = scratch + j * r;
+  }
+  FLUSH_SUBNORMALS
+  FWD[f](n, r, s, x, y, b);
+  RESTORE_SUBNORMALS
+  free(scratch);
+  return 0;
+}
+
+/* Its backward: gx from gy, and dL/dbeta_j into gbeta[j] (C values per channel, else 1; NULL: not
+   wanted). */
+static int member_backward(int f, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sn, const float* x,
+                           const float* gy, float* gx, const float* const* beta, int64_t per_channel,
+                           float* const* gbeta) {
+  int64_t n = N, r = R, s = sn;
+  runs_of_channels(NB[f], per_channel, inner, C, &n, &r, &s);
+  float* scratch = malloc(sizeof(float) * (2 * NB[f] * r + 1));
+  if (!scratch) return 1;
+  const float* b[MAXB];
+  float* g[MAXB];
+  for (int j = 0; j < NB[f]; j++) {
+    expand(beta[j], per_channel, r, inner, C, scratch + j * r);
+    b[j] = scratch + j * r;
+    g[j] = scratch + (NB[f] + j) * r;
+    for (int64_t i = 0; i < r; i++) g[j][i] = 0.0f;
+  }
+  FLUSH_SUBNORMALS
+  BWD[f](n, r, s, x, gy, gx, b, g);
+  RESTORE_SUBNORMALS
+  for (int j = 0; j < NB[f]; j++) {
+    float* out = gbeta[j];
+    if (!out) continue;
+    if (per_channel) {
+      reduce_channels(g[j], r, inner, C, out);
+    } else {
+      float total = 0.0f;
+      for (int64_t i = 0; i < r; i++) total += g[j][i];
+      out[0] = total;
+    }
+  }
+  free(scratch);
+  return 0;
+}
+
 /* Member k's values start at x + k*sk: N runs of R contiguous values, run n at + n*sn.
    Members run in parallel on torch's own OpenMP pool (the library links the libgomp torch loaded). */
 int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64_t inner, int64_t C, int64_t sk,
@@ -131,22 +186,8 @@ int actsearch_forward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int64
                       const int64_t* per_channel) {
   int err = 0;
   #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
-  for (int64_t k = 0; k < K; k++) {
-    int f = fid[k];
-    int64_t n = N, r = R, s = sn;
-    runs_of_channels(NB[f], per_channel[k], inner, C, &n, &r, &s);
-    float* scratch = malloc(sizeof(float) * (NB[f] * r + 1));
-    if (!scratch) { err = 1; continue; }
-    const float* b[MAXB];
-    for (int j = 0; j < NB[f]; j++) {
-      expand(beta[k * MAXB + j], per_channel[k], r, inner, C, scratch + j * r);
-      b[j] = scratch + j * r;
-    }
-    FLUSH_SUBNORMALS
-    FWD[f](n, r, s, x + k * sk, y + k * sk, b);
-    RESTORE_SUBNORMALS
-    free(scratch);
-  }
+  for (int64_t k = 0; k < K; k++)
+    err |= member_forward(fid[k], N, R, inner, C, sn, x + k * sk, y + k * sk, beta + k * MAXB, per_channel[k]);
   return err;
 }
 
@@ -156,36 +197,9 @@ int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int6
                        const float* const* beta, const int64_t* per_channel, float* const* gbeta) {
   int err = 0;
   #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
-  for (int64_t k = 0; k < K; k++) {
-    int f = fid[k];
-    int64_t n = N, r = R, s = sn;
-    runs_of_channels(NB[f], per_channel[k], inner, C, &n, &r, &s);
-    float* scratch = malloc(sizeof(float) * (2 * NB[f] * r + 1));
-    if (!scratch) { err = 1; continue; }
-    const float* b[MAXB];
-    float* g[MAXB];
-    for (int j = 0; j < NB[f]; j++) {
-      expand(beta[k * MAXB + j], per_channel[k], r, inner, C, scratch + j * r);
-      b[j] = scratch + j * r;
-      g[j] = scratch + (NB[f] + j) * r;
-      for (int64_t i = 0; i < r; i++) g[j][i] = 0.0f;
-    }
-    FLUSH_SUBNORMALS
-    BWD[f](n, r, s, x + k * sk, gy + k * sk, gx + k * sk, b, g);
-    RESTORE_SUBNORMALS
-    for (int j = 0; j < NB[f]; j++) {
-      float* out = gbeta[k * MAXB + j];
-      if (!out) continue;
-      if (per_channel[k]) {
-        reduce_channels(g[j], r, inner, C, out);
-      } else {
-        float total = 0.0f;
-        for (int64_t i = 0; i < r; i++) total += g[j][i];
-        out[0] = total;
-      }
-    }
-    free(scratch);
-  }
+  for (int64_t k = 0; k < K; k++)
+    err |= member_backward(fid[k], N, R, inner, C, sn, x + k * sk, gy + k * sk, gx + k * sk, beta + k * MAXB,
+                           per_channel[k], gbeta + k * MAXB);
   return err;
 }
 """
@@ -194,54 +208,58 @@ int actsearch_backward(int64_t K, const int32_t* fid, int64_t N, int64_t R, int6
 # The rest of a stacked MLP's training step that is not a matmul (actsearch.evaluation._backprop): torch
 # spends ~10 us of dispatch per op on these (K, N, 10) tensors, 8 ops for the loss alone.
 STEP = r"""
-/* Member k, example n: logits[(k*N + n)*C + c], label target[k*N + n]. loss[k] = the mean over n of
-   -log softmax(logits)[label], as torch's log_softmax + nll_loss; g = dloss[k]/dlogits =
-   (softmax - onehot(label)) / N, as their backward computes it. */
+/* One member's cross-entropy: x (N, C) logits, t (N,) labels; returns the mean over n of
+   -log softmax(x)[label], as torch's log_softmax + nll_loss; d = its gradient (softmax -
+   onehot(label)) / N, as their backward computes it. CE_LANES examples at a time, one per SIMD
+   lane, their logits transposed into xt[c][lane]: a row of C = 10 classes is too short a loop to
+   vectorise (expf was ~90% of this call). */
 #define CE_LANES 16
-void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logits, const int64_t* target,
-                             float* loss, float* g) {
+static float ce_member(int64_t N, int64_t C, const float* x0, const int64_t* t, float* d0) {
   const float inv = 1.0f / (float)N;
-  #pragma omp parallel for schedule(static)
-  for (int64_t k = 0; k < K; k++) {
-    float total = 0.0f;
-    /* CE_LANES examples at a time, one per SIMD lane, their logits transposed into xt[c][lane]: a
-       row of C = 10 classes is too short a loop to vectorise (expf was ~90% of this call). */
-    float xt[C * CE_LANES], m[CE_LANES], lse[CE_LANES];
-    for (int64_t n0 = 0; n0 < N; n0 += CE_LANES) {
-      const int64_t nb = N - n0 < CE_LANES ? N - n0 : CE_LANES;
-      const float* x = logits + (k * N + n0) * C;
-      float* d = g + (k * N + n0) * C;
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = x[j * C + c];
-      for (int64_t j = 0; j < nb; j++) m[j] = xt[j];
-      for (int64_t c = 1; c < C; c++) {
-        #pragma omp simd
-        for (int64_t j = 0; j < nb; j++) {
-          const float v = xt[c * CE_LANES + j];
-          m[j] = (v > m[j] || v != v) ? v : m[j];
-        }
-      }
-      for (int64_t j = 0; j < nb; j++) lse[j] = 0.0f;
-      for (int64_t c = 0; c < C; c++) {
-        #pragma omp simd
-        for (int64_t j = 0; j < nb; j++) lse[j] += expf(xt[c * CE_LANES + j] - m[j]);
-      }
+  float total = 0.0f;
+  float xt[C * CE_LANES], m[CE_LANES], lse[CE_LANES];
+  for (int64_t n0 = 0; n0 < N; n0 += CE_LANES) {
+    const int64_t nb = N - n0 < CE_LANES ? N - n0 : CE_LANES;
+    const float* x = x0 + n0 * C;
+    float* d = d0 + n0 * C;
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = x[j * C + c];
+    for (int64_t j = 0; j < nb; j++) m[j] = xt[j];
+    for (int64_t c = 1; c < C; c++) {
       #pragma omp simd
-      for (int64_t j = 0; j < nb; j++) lse[j] = logf(lse[j]);
-      for (int64_t c = 0; c < C; c++) {
-        #pragma omp simd
-        for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = expf(xt[c * CE_LANES + j] - m[j] - lse[j]) * inv;
-      }
-      for (int64_t c = 0; c < C; c++)
-        for (int64_t j = 0; j < nb; j++) d[j * C + c] = xt[c * CE_LANES + j];
-      for (int64_t j = 0; j < nb; j++) {  /* in example order, as the plain loop summed */
-        const int64_t t = target[k * N + n0 + j];
-        total += -(x[j * C + t] - m[j] - lse[j]);
-        d[j * C + t] -= inv;
+      for (int64_t j = 0; j < nb; j++) {
+        const float v = xt[c * CE_LANES + j];
+        m[j] = (v > m[j] || v != v) ? v : m[j];
       }
     }
-    loss[k] = total / (float)N;
+    for (int64_t j = 0; j < nb; j++) lse[j] = 0.0f;
+    for (int64_t c = 0; c < C; c++) {
+      #pragma omp simd
+      for (int64_t j = 0; j < nb; j++) lse[j] += expf(xt[c * CE_LANES + j] - m[j]);
+    }
+    #pragma omp simd
+    for (int64_t j = 0; j < nb; j++) lse[j] = logf(lse[j]);
+    for (int64_t c = 0; c < C; c++) {
+      #pragma omp simd
+      for (int64_t j = 0; j < nb; j++) xt[c * CE_LANES + j] = expf(xt[c * CE_LANES + j] - m[j] - lse[j]) * inv;
+    }
+    for (int64_t c = 0; c < C; c++)
+      for (int64_t j = 0; j < nb; j++) d[j * C + c] = xt[c * CE_LANES + j];
+    for (int64_t j = 0; j < nb; j++) {  /* in example order, as the plain loop summed */
+      const int64_t label = t[n0 + j];
+      total += -(x[j * C + label] - m[j] - lse[j]);
+      d[j * C + label] -= inv;
+    }
   }
+  return total / (float)N;
+}
+
+/* Member k, example n: logits[(k*N + n)*C + c], label target[k*N + n]; loss[k] and g (K, N, C) as
+   ce_member gives them. */
+void actsearch_cross_entropy(int64_t K, int64_t N, int64_t C, const float* logits, const int64_t* target,
+                             float* loss, float* g) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < K; k++) loss[k] = ce_member(N, C, logits + k * N * C, target + k * N, g + k * N * C);
 }
 
 /* The columns of a stacked 1-D convolution as one matrix per member (what a grouped convolution
@@ -412,48 +430,158 @@ void actsearch_bn_backward(int64_t K, int64_t R, int64_t C, const float* z, cons
   }
 }
 
+/* Whether any of x's n values is inf or NaN: x * 0 is NaN exactly for those, and the sum of the
+   products vectorises. */
+static int has_nonfinite(const float* x, int64_t n) {
+  float acc = 0.0f;
+  #pragma omp simd reduction(+: acc)
+  for (int64_t j = 0; j < n; j++) acc += x[j] * 0.0f;
+  return acc != acc;
+}
+
 /* bad[k] = 1 where member k's loss, or any value of its own in the flat gradient g, is inf or NaN:
    segment i is count[i] values at g + offset[i], owned by member owner[i] (its slice of a stacked
-   tensor, or one of its β). x * 0 is NaN exactly for those, and the sum of the products vectorises. */
+   tensor, or one of its β). */
 void actsearch_nonfinite_flat(int64_t K, const float* loss, int64_t T, const int64_t* offset, const int64_t* count,
                               const int64_t* owner, const float* g, int32_t* bad) {
   for (int64_t k = 0; k < K; k++) bad[k] = loss[k] * 0.0f != loss[k] * 0.0f;
   #pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < T; i++) {
-    const float* x = g + offset[i];
-    float acc = 0.0f;
-    #pragma omp simd reduction(+: acc)
-    for (int64_t j = 0; j < count[i]; j++) acc += x[j] * 0.0f;
-    if (acc != acc) {
+  for (int64_t i = 0; i < T; i++)
+    if (has_nonfinite(g + offset[i], count[i])) {
       #pragma omp atomic write
       bad[owner[i]] = 1;
     }
-  }
 }
 
-/* One Adam step over n values (p, its gradient g, the moments m and v), as torch's fused CPU Adam
-   computes each value of its vectorised loop (weight decay added to the gradient; lerp for m; the
-   FMAs written out, so the result does not depend on this compiler's contraction): bitwise the same
-   numbers there. bc1 = 1 - beta1^step and bc2_sqrt = sqrt(1 - beta2^step), in double as torch's. */
-void actsearch_adam(int64_t n, float* restrict p, const float* restrict g, float* restrict m, float* restrict v,
-                    double lr, double beta1, double beta2, double eps, double weight_decay, double bc1,
-                    double bc2_sqrt) {
+/* One Adam step over the flat buffers (p, its gradient g, the moments m and v; the segments of
+   actsearch_nonfinite_flat, which cover them), and bad[k] as that function sets it — the gradient
+   read once for both. Each value as torch's fused CPU Adam computes it in its vectorised loop
+   (weight decay added to the gradient; lerp for m; the FMAs written out, so the result does not
+   depend on this compiler's contraction): bitwise the same numbers there. bc1 = 1 - beta1^step,
+   bc2_sqrt = sqrt(1 - beta2^step), in double as torch's. A member with a non-finite value is
+   updated too (Adam is elementwise: only its own values go wrong) — its caller drops it. */
+void actsearch_adam(int64_t K, const float* loss, int64_t T, const int64_t* offset, const int64_t* count,
+                    const int64_t* owner, float* p, const float* g, float* m, float* v, double lr, double beta1,
+                    double beta2, double eps, double weight_decay, double bc1, double bc2_sqrt, int32_t* bad) {
   const float w = (float)(1.0 - beta1), b2 = (float)beta2, c2 = (float)(1.0 - beta2);
   const float neg_step = (float)(-(lr / bc1)), bc = (float)bc2_sqrt, e = (float)eps, wd = (float)weight_decay;
+  for (int64_t k = 0; k < K; k++) bad[k] = loss[k] * 0.0f != loss[k] * 0.0f;
   #pragma omp parallel
   {
     FLUSH_SUBNORMALS
-    #pragma omp for simd schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-      const float gi = weight_decay != 0.0 ? __builtin_fmaf(p[i], wd, g[i]) : g[i];
-      const float mi = fabsf(w) < 0.5f ? __builtin_fmaf(w, gi - m[i], m[i]) : __builtin_fmaf(w - 1.0f, gi - m[i], gi);
-      const float vi = __builtin_fmaf(c2 * gi, gi, v[i] * b2);
-      m[i] = mi;
-      v[i] = vi;
-      p[i] = p[i] + neg_step * mi / (sqrtf(vi) / bc + e);
+    #pragma omp for schedule(dynamic, 8)
+    for (int64_t s = 0; s < T; s++) {
+      const int64_t at = offset[s], n = count[s];
+      float* restrict ps = p + at;
+      const float* restrict gs = g + at;
+      float* restrict ms = m + at;
+      float* restrict vs = v + at;
+      if (has_nonfinite(gs, n)) {
+        #pragma omp atomic write
+        bad[owner[s]] = 1;
+      }
+      #pragma omp simd
+      for (int64_t i = 0; i < n; i++) {
+        const float gi = weight_decay != 0.0 ? __builtin_fmaf(ps[i], wd, gs[i]) : gs[i];
+        const float mi = fabsf(w) < 0.5f ? __builtin_fmaf(w, gi - ms[i], ms[i]) : __builtin_fmaf(w - 1.0f, gi - ms[i], gi);
+        const float vi = __builtin_fmaf(c2 * gi, gi, vs[i] * b2);
+        ms[i] = mi;
+        vs[i] = vi;
+        ps[i] = ps[i] + neg_step * mi / (sqrtf(vi) / bc + e);
+      }
     }
     RESTORE_SUBNORMALS
   }
+}
+
+/* The BLAS single-precision GEMM (Fortran interface, column-major, 32-bit integers): the one torch's
+   CPU build carries (MKL's SGEMM), its address passed in by the caller. */
+typedef void sgemm_fn(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                      const int*, const float*, const int*, const float*, float*, const int*);
+
+/* Row-major c (M, N) = op(a) (M, K) · op(b) (K, N) + beta c, op transposing where ta / tb: the
+   column-major call on the transposed problem. */
+static void mm(sgemm_fn* gemm, int ta, int tb, int64_t M, int64_t N, int64_t K, const float* a, int64_t lda,
+               const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const char oa = ta ? 'T' : 'N', ob = tb ? 'T' : 'N';
+  const int m = (int)M, n = (int)N, k = (int)K, la = (int)lda, lb = (int)ldb, lc = (int)ldc;
+  const float one = 1.0f;
+  gemm(&ob, &oa, &n, &m, &k, &one, b, &lb, a, &la, &beta, c, &lc);
+}
+
+static void add_rows(int64_t N, int64_t C, const float* g, float* out) {  /* out[c] = sum over n of g[n][c] */
+  for (int64_t c = 0; c < C; c++) out[c] = 0.0f;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t c = 0; c < C; c++) out[c] += g[n * C + c];
+}
+
+/* A stacked plain MLP's whole training step, member by member: each member's forward, loss and
+   backward run on one thread, its GEMMs single-threaded BLAS calls on its own (N, width) blocks,
+   members spread over the threads — one parallel region per step instead of ~15, and a member's
+   activations stay in its core's cache. What mlp_loss_and_grads computes with torch's batched GEMMs
+   (actsearch.evaluation._backprop), in the same order: z = x W^T + b as nn.Linear's addmm forms it
+   (bias copied in, GEMM added on), the activations, the loss and dloss/dlogits (ce_member), then
+   per layer from the top: dW = dz^T a, db = the sum of dz over n, da = dz W.
+   dims: L + 2 sizes (input, the L hidden widths, classes). W[l], B[l], GW[l], GB[l] (l = 0..L, the
+   head last): member 0's weight (out, in), bias, and their gradients; member k's at + k*out*in and
+   + k*out. Layer l's activations: fid[k], its beta slots beta[(l*K + k)*MAXB ...], per_channel[l*K +
+   k], dL/dbeta into gbeta[(l*K + k)*MAXB ...]. x (K, N, dims[0]), target (K, N); loss (K,). */
+int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, void* gemm_ptr, const float* x,
+                       const int64_t* target, const float* const* W, const float* const* B, float* const* GW,
+                       float* const* GB, const int32_t* fid, const float* const* beta, const int64_t* per_channel,
+                       float* const* gbeta, float* loss) {
+  sgemm_fn* gemm = (sgemm_fn*)gemm_ptr;
+  int64_t hidden = 0, widest = dims[0];
+  for (int64_t l = 1; l <= L; l++) {
+    hidden += dims[l];
+    widest = dims[l] > widest ? dims[l] : widest;
+  }
+  const int64_t C = dims[L + 1];
+  int err = 0;
+  #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
+  for (int64_t k = 0; k < K; k++) {
+    /* z and a = f(z) of every hidden layer, the logits and their gradient, two gradient buffers */
+    float* work = malloc(sizeof(float) * N * (2 * hidden + 2 * C + 2 * widest));
+    if (!work) { err = 1; continue; }
+    float* zs = work;
+    float* as = zs + N * hidden;
+    float* logits = as + N * hidden;
+    float* d = logits + N * C;
+    float* ga = d + N * C;
+    float* gz = ga + N * widest;
+    const float* a = x + k * N * dims[0];
+    float* z = zs;
+    float* h = as;
+    for (int64_t l = 0; l <= L; l++) {
+      const int64_t in = dims[l], out = dims[l + 1];
+      float* dst = l < L ? z : logits;
+      const float* bias = B[l] + k * out;
+      for (int64_t n = 0; n < N; n++) memcpy(dst + n * out, bias, sizeof(float) * out);
+      mm(gemm, 0, 1, N, out, in, a, in, W[l] + k * out * in, in, 1.0f, dst, out);
+      if (l == L) break;
+      err |= member_forward(fid[k], 1, N * out, 1, out, 0, z, h, beta + (l * K + k) * MAXB, per_channel[l * K + k]);
+      a = h;
+      z += N * out;
+      h += N * out;
+    }
+    loss[k] = ce_member(N, C, logits, target + k * N, d);
+    const float* g = d;  /* dL/d(layer l's output before its activation), (N, out) */
+    for (int64_t l = L; l >= 0; l--) {
+      const int64_t in = dims[l], out = dims[l + 1];
+      int64_t below = 0;  /* where hidden layer l - 1 (this layer's input) starts in zs and as */
+      for (int64_t i = 1; i < l; i++) below += N * dims[i];
+      const float* a_in = l ? as + below : x + k * N * dims[0];
+      mm(gemm, 1, 0, out, in, N, g, out, a_in, in, 0.0f, GW[l] + k * out * in, in);
+      add_rows(N, out, g, GB[l] + k * out);
+      if (l == 0) break;
+      mm(gemm, 0, 0, N, in, out, g, out, W[l] + k * out * in, in, 0.0f, ga, in);
+      err |= member_backward(fid[k], 1, N * in, 1, in, 0, zs + below, ga, gz, beta + ((l - 1) * K + k) * MAXB,
+                             per_channel[(l - 1) * K + k], gbeta + ((l - 1) * K + k) * MAXB);
+      g = gz;
+    }
+    free(work);
+  }
+  return err;
 }
 """
 

@@ -36,6 +36,7 @@ without a sympy form (PReLU, maxout, any nn.Module), no working C compiler, ``AC
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import os
 import warnings
@@ -62,6 +63,27 @@ def clear_caches() -> None:
 def enabled() -> bool:
     """Fusion is on unless ``ACTSEARCH_FUSED=0``, and needs a C compiler."""
     return os.environ.get("ACTSEARCH_FUSED", "1") != "0" and _build.compiler() is not None
+
+
+@functools.lru_cache(maxsize=1)
+def blas_sgemm() -> int | None:
+    """The address of the BLAS SGEMM (Fortran interface, 32-bit integers) in torch's own CPU
+    library — MKL's, on x86 builds — checked on a small product; None where there is none (then
+    :meth:`PopulationKernel.mlp_step` is unavailable and the stacked step uses torch's GEMMs)."""
+    if not torch.backends.mkl.is_available():
+        return None
+    try:
+        fn = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")).SGEMM
+    except (OSError, AttributeError):
+        return None
+    a, b = torch.arange(6.0).view(2, 3), torch.arange(12.0).view(3, 4) - 5  # row-major a (2, 3) · b (3, 4)
+    c = torch.zeros(2, 4)
+    i32, f32, ch = ctypes.c_int, ctypes.c_float, ctypes.c_char
+    fn(ctypes.byref(ch(b"N")), ctypes.byref(ch(b"N")), ctypes.byref(i32(4)), ctypes.byref(i32(2)),
+       ctypes.byref(i32(3)), ctypes.byref(f32(1.0)), ctypes.c_void_p(b.data_ptr()), ctypes.byref(i32(4)),
+       ctypes.c_void_p(a.data_ptr()), ctypes.byref(i32(3)), ctypes.byref(f32(0.0)), ctypes.c_void_p(c.data_ptr()),
+       ctypes.byref(i32(4)))
+    return ctypes.cast(fn, ctypes.c_void_p).value if torch.equal(c, a @ b) else None
 
 
 # ------------------------------------------------------------------------------------ autograd
@@ -173,6 +195,8 @@ class PopulationKernel:
         except Exception as e:  # sympy left something unprintable (an unevaluated Derivative …)
             raise FusedUnavailable(f"C code generation failed: {type(e).__name__}: {e}") from e
         self.lib = _build.load(sources)
+        self.gemm = blas_sgemm()  # for mlp_step
+        self._steps: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._bound: dict[tuple[Any, ...], tuple[Call, list[torch.Tensor], tuple[Any, ...]]] = {}
         self._grads: dict[tuple[int, tuple[bool, ...], bool], tuple[list[torch.Tensor | None], ctypes.Array, Call]] = {}
 
@@ -180,6 +204,7 @@ class PopulationKernel:
         """Drop the memoized calls and β-gradient tables: the β (or their gradients) moved."""
         self._bound.clear()
         self._grads.clear()
+        self._steps.clear()
 
     def slots(self, layout: tuple[tuple[int, int], ...], tensors: Sequence[torch.Tensor | None],
               ) -> tuple[list[torch.Tensor | None], torch.Tensor]:
@@ -340,50 +365,91 @@ class PopulationKernel:
         """:meth:`cross_entropy`'s per-member losses, differentiable (the autograd engine's path)."""
         return _CrossEntropy.apply(logits, target, self)
 
+    def mlp_step(self, x: torch.Tensor, y: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 bound: Sequence[tuple[Call, list[torch.Tensor]]]) -> torch.Tensor:
+        """A stacked plain MLP's training step in one C call, member by member on BLAS GEMMs
+        (needs :func:`blas_sgemm`): per-member mean cross-entropy (K,) of ``x`` (K, N, D) against
+        ``y`` (K, N), every gradient written into the ``.grad`` of ``layers`` — (weight (K, out, in),
+        bias (K, out)) per hidden layer, then the head — and of the trainable β of ``bound`` (each
+        hidden layer's :meth:`bind`, shape (K, N, width))."""
+        assert self.gemm is not None
+        x, y = x.contiguous(), y.long().contiguous()
+        key = (tuple(id(call) for call, _ in bound), tuple(w.data_ptr() for w, _ in layers),
+               tuple(w.grad.data_ptr() for w, _ in layers))  # type: ignore[union-attr]
+        if key not in self._steps:
+            if len(self._steps) >= 16:
+                self._steps.clear()
+            calls = [call for call, _ in bound]
+            gbeta = [p for call, betas in bound
+                     for p in _ptrs(self.slots(call.layout, [b.grad if b.requires_grad else None for b in betas])[0])]
+            self._steps[key] = (
+                torch.tensor([x.shape[2]] + [w.shape[1] for w, _ in layers], dtype=torch.int64),
+                *(_ptrs(ts) for ts in ([w for w, _ in layers], [b for _, b in layers],
+                                       [w.grad for w, _ in layers], [b.grad for _, b in layers])),
+                calls[0].fids, (ctypes.c_void_p * len(gbeta))(*[p for c in calls for p in c.beta_ptrs]),
+                torch.cat([c.per_channel for c in calls]), (ctypes.c_void_p * len(gbeta))(*gbeta), calls)
+        dims, w_p, b_p, gw_p, gb_p, fids, beta_p, per_channel, gbeta_p, _ = self._steps[key]
+        k, n = y.shape
+        loss = torch.empty(k)
+        rc = self.lib.actsearch_mlp_step(k, len(layers) - 1, dims.data_ptr(), n, self.gemm, x.data_ptr(), y.data_ptr(),
+                                         w_p, b_p, gw_p, gb_p, fids.data_ptr(), beta_p, per_channel.data_ptr(),
+                                         gbeta_p, loss.data_ptr())
+        if rc:
+            raise MemoryError("fused MLP step: out of memory")
+        return loss
+
     def nonfinite_flat(self, losses: torch.Tensor, flat: Any) -> torch.Tensor:
         """Per member (K,), whether its loss or any of its gradients in ``flat``
         (:class:`actsearch.evaluation._flat.FlatParams`: its segment table) is inf or NaN."""
         losses = losses.float().contiguous()
         bad = torch.empty(losses.shape[0], dtype=torch.int32)
-        offsets, counts, owners = flat.segments
-        self.lib.actsearch_nonfinite_flat(losses.shape[0], losses.data_ptr(), flat.segments.shape[1], offsets.data_ptr(),
-                                          counts.data_ptr(), owners.data_ptr(), flat.grad.data_ptr(), bad.data_ptr())
+        self.lib.actsearch_nonfinite_flat(losses.shape[0], losses.data_ptr(), *flat.segment_args, flat.grad.data_ptr(),
+                                          bad.data_ptr())
         return bad.bool()
 
-    def adam(self, p: torch.Tensor, g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, lr: float,
-             betas: tuple[float, float], eps: float, weight_decay: float, step: int) -> None:
-        """One Adam step (the ``step``-th) over the contiguous float32 ``p`` in place, from its
-        gradient ``g``, updating the moments ``m`` and ``v``: torch's fused CPU formula (C source)."""
+    def adam(self, flat: Any, m: torch.Tensor, v: torch.Tensor, lr: float, betas: tuple[float, float], eps: float,
+             weight_decay: float, step: int, losses: torch.Tensor) -> torch.Tensor:
+        """One Adam step (the ``step``-th) over ``flat``'s values in place
+        (:class:`actsearch.evaluation._flat.FlatParams`), from its gradient, updating the moments
+        ``m`` and ``v`` — torch's fused CPU formula (C source) — and :meth:`nonfinite_flat`'s
+        answer, from the same pass over the gradient."""
         beta1, beta2 = betas
-        self.lib.actsearch_adam(p.numel(), p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), lr, beta1, beta2,
-                                eps, weight_decay, 1 - beta1 ** step, (1 - beta2 ** step) ** 0.5)
+        losses = losses.float().contiguous()
+        bad = torch.empty(losses.shape[0], dtype=torch.int32)
+        self.lib.actsearch_adam(losses.shape[0], losses.data_ptr(), *flat.segment_args, flat.data.data_ptr(),
+                                flat.grad.data_ptr(), m.data_ptr(), v.data_ptr(), lr, beta1, beta2, eps, weight_decay,
+                                1 - beta1 ** step, (1 - beta2 ** step) ** 0.5, bad.data_ptr())
+        return bad.bool()
 
-    def bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
+    def bind(self, h: torch.Tensor | tuple[int, ...], members: Sequence[int], modules: Sequence[torch.nn.Module],
              member_dim: int) -> tuple[Call, list[torch.Tensor]]:
-        """The :class:`Call` for ``h`` (arguments as for calling the kernel) and the flat β list,
-        memoized: a population binds the same few (shape, members, modules) every step."""
+        """The :class:`Call` for ``h`` (arguments as for calling the kernel; or the shape of a
+        contiguous one) and the flat β list, memoized: a population binds the same few (shape,
+        members, modules) every step."""
+        shape = tuple(h.shape) if torch.is_tensor(h) else tuple(h)
+        fmt = _memory_format(h) if torch.is_tensor(h) else torch.contiguous_format
         # Keyed by the modules' ids; the entry holds the modules, so no id is reused while it lives.
-        key = (tuple(h.shape), _memory_format(h), tuple(members), tuple(map(id, modules)), member_dim)
+        key = (shape, fmt, tuple(members), tuple(map(id, modules)), member_dim)
         if key not in self._bound:
             if len(self._bound) >= 64:
                 self._bound.clear()
-            self._bound[key] = (*self._bind(h, members, modules, member_dim), tuple(modules))
+            self._bound[key] = (*self._bind(shape, fmt, members, modules, member_dim), tuple(modules))
         call, betas, _ = self._bound[key]
         return call, betas
 
-    def _bind(self, h: torch.Tensor, members: Sequence[int], modules: Sequence[torch.nn.Module],
-              member_dim: int) -> tuple[Call, list[torch.Tensor]]:
+    def _bind(self, shape: tuple[int, ...], fmt: torch.memory_format, members: Sequence[int],
+              modules: Sequence[torch.nn.Module], member_dim: int) -> tuple[Call, list[torch.Tensor]]:
         # geom = (K, runs per member, run length, values per channel in a row, C, member stride,
         # run stride): an MLP member is one run of N*C values (channel r % C); a CNN member one run
         # of C*positions per example (channel r / positions).
         k = len(members)
         if member_dim == 0:
-            _, n, c = h.shape
+            _, n, c = shape
             geom = (k, 1, n * c, 1, c, n * c, 0)
         else:
-            n, kc = h.shape[:2]
-            c, spatial = kc // k, math.prod(h.shape[2:])
-            if _memory_format(h) == torch.channels_last:  # (N, H, W, K*C) in memory: runs of C
+            n, kc = shape[:2]
+            c, spatial = kc // k, math.prod(shape[2:])
+            if fmt == torch.channels_last:  # (N, H, W, K*C) in memory: runs of C
                 geom = (k, n * spatial, c, 1, c, c, kc)
             else:
                 geom = (k, n, c * spatial, spatial, c, c * spatial, kc * spatial)

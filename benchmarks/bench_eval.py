@@ -9,8 +9,9 @@ work (`quick` MLP, `standard` CNN) and checkpoints:
 
 The MLP runs the preset's full 3000 steps; the CNN's 4000 are cut to ``--cnn-steps`` and its
 candidates/minute extrapolated to the full length (the kernel build is not scaled). Best of
-``--repeats`` runs of each engine, interleaved; the batched time includes building the fused
-kernels from cold. Beside each ratio: the **FLOP limit** — the multiply-adds of one training step
+``--repeats`` runs of each engine, interleaved; the batched time includes building the
+population's fused kernels from cold (the object all populations share, built once per machine,
+is kept). Beside each ratio: the **FLOP limit** — the multiply-adds of one training step
 counted from the architecture (×2 for FLOPs, ×3 for forward + backward: 6·MACs per example), over
 this machine's matmul peak measured on the spot (a 1024³ float32 GEMM on the threads in use) — and
 the fraction of it each engine reaches. ``--contention`` runs everything again beside one busy
@@ -30,6 +31,7 @@ import argparse
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,8 +107,13 @@ def matmul_peak() -> float:
 
 # ------------------------------------------------------------------------------------ engines
 def cold_kernels() -> None:
-    """Forget every built fused kernel (disk and memory), so a batched run pays its compilation."""
+    """Forget every built fused kernel (disk and memory), so a batched run pays its compilation —
+    all but the object every population shares (the dispatcher and step helpers: a search builds
+    it once per machine, with its first population), which is carried into the new directory."""
+    shared = list(kernels.kernel_dir().glob("obj-*.o"))
     os.environ["ACTSEARCH_KERNEL_DIR"] = tempfile.mkdtemp(prefix="actsearch-bench-kernels-")
+    for obj in shared:
+        shutil.copy2(obj, kernels.kernel_dir() / obj.name)
     kernels.clear_caches()
 
 

@@ -169,10 +169,17 @@ def test_libraries_are_cached_on_disk_by_source(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr("actsearch.evaluation.kernels._build._LIBS", {})
     PopulationKernel([parse("x*cosh(x)")])
     built = sorted(p.name for p in tmp_path.iterdir())
-    assert len(built) == 1 and built[0].endswith(".so")
+    assert len(built) == 2 and built[0].startswith("obj-") and built[1].endswith(".so")  # + the shared object
     monkeypatch.setattr("actsearch.evaluation.kernels._build._LIBS", {})
     PopulationKernel([parse("x*cosh(x)")])
     assert sorted(p.name for p in tmp_path.iterdir()) == built  # no second build, no temp left
+    shared = tmp_path / built[0]
+    stamp = shared.stat().st_mtime_ns
+    kernel = PopulationKernel([parse("x*sinh(x)"), parse("tanh(x)")])  # another population: the dispatcher's object reused
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("obj-")) == [built[0]]
+    assert shared.stat().st_mtime_ns == stamp and len(list(tmp_path.glob("pop-*.so"))) == 2
+    y = kernel.forward(torch.ones(2, 1, 3), kernel.bind((2, 1, 3), [0, 1], [torch.nn.Identity()] * 2, 0)[0])
+    assert torch.allclose(y, torch.tensor([[[1.1752] * 3], [[0.7616] * 3]]), atol=1e-4)
 
 
 def test_the_kernel_cache_keeps_the_newest_libraries(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
@@ -225,7 +232,7 @@ def test_a_library_split_over_translation_units_computes_the_same(monkeypatch: p
     outs = []
     for units in (1, 3):
         monkeypatch.setattr("actsearch.evaluation.kernels._kernel._build.jobs", lambda units=units: units)
-        assert len(kernels.c_sources(cands, units)) == units + 1  # + the dispatcher's
+        assert len(kernels.c_sources(cands, units)) == units + 2  # + the tables', the dispatcher's
         kernel = PopulationKernel(cands)
         xg = x.clone().requires_grad_(True)
         for m in modules:

@@ -68,7 +68,8 @@ KEEP_LIBRARIES = 512
 def prune(directory: Path) -> None:
     """Delete all but the newest :data:`KEEP_LIBRARIES` libraries in ``directory``."""
     libs = sorted(directory.glob("pop-*.so"), key=lambda p: p.stat().st_mtime)
-    for old in libs[: max(0, len(libs) - KEEP_LIBRARIES)]:
+    objs = sorted(directory.glob("obj-*.o"), key=lambda p: p.stat().st_mtime)  # a few: one per flag set
+    for old in libs[: max(0, len(libs) - KEEP_LIBRARIES)] + objs[: max(0, len(objs) - 8)]:
         try:
             old.unlink()  # a process that loaded it keeps its mapping
         except OSError:
@@ -83,18 +84,26 @@ def jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def compile_units(cc: str, flags: list[str], sources: list[Path], out: Path) -> str | None:
-    """Compile ``sources`` in parallel, link them into ``out``; None, or the compiler's first error line."""
+def compile_units(cc: str, flags: list[str], sources: list[Path], out: Path,
+                  kept: dict[int, Path] | None = None) -> str | None:
+    """Compile ``sources`` in parallel, link them into ``out``; None, or the compiler's first error
+    line. ``kept[i]``: where unit i's object is cached — used when it is there, else stored there."""
     libs = [f for f in flags if f.startswith("-l")]
     cflags = [f for f in flags if not f.startswith("-l")]
-    objs = [src.with_suffix(".o") for src in sources]
+    kept = kept or {}
+    objs = [kept[i] if i in kept and kept[i].exists() else src.with_suffix(".o") for i, src in enumerate(sources)]
     procs = [subprocess.Popen([cc, *cflags, "-fPIC", "-c", str(src), "-o", str(obj)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for src, obj in zip(sources, objs)]
+                              stderr=subprocess.PIPE, text=True)
+             for src, obj in zip(sources, objs) if obj.parent == src.parent]
     errors = []
     for proc in procs:
         err = proc.communicate(timeout=300)[1]
         errors.append((err or f"{cc} exited {proc.returncode}") if proc.returncode else "")
     if not any(errors):
+        for i, obj in enumerate(objs):
+            if i in kept and obj != kept[i]:
+                os.replace(obj, kept[i])  # atomic, as the libraries
+                objs[i] = kept[i]
         link = subprocess.run([cc, *cflags, "-shared", *map(str, objs), "-o", str(out), *libs],
                               capture_output=True, text=True, timeout=300)
         if link.returncode == 0:
@@ -104,14 +113,20 @@ def compile_units(cc: str, flags: list[str], sources: list[Path], out: Path) -> 
     return next((ln for ln in lines if "error:" in ln), lines[-1] if lines else "?")
 
 
-def load(sources: list[str]) -> ctypes.CDLL:
-    """The library built from ``sources`` (one string per translation unit), with its entry points typed."""
+def _digest(cc: str, flags: object, text: str) -> str:
+    return hashlib.sha256(f"{cc}\n{flags}\n{_host_cpu()}\n{text}".encode()).hexdigest()[:24]
+
+
+def load(sources: list[str], shared: int = 0) -> ctypes.CDLL:
+    """The library built from ``sources`` (one string per translation unit), with its entry points
+    typed. The last ``shared`` units are the same for every library (the dispatcher and the step
+    helpers: 0.3 s of a ~0.45 s build on 2 cores): their objects are cached and built only once."""
     cc = compiler()
     if cc is None:
         raise FusedUnavailable("no C compiler (set $CC)")
     # -march=native code must not be reused on another CPU (a home directory shared by a cluster).
     text = "\n/* unit */\n".join(sources)
-    digest = hashlib.sha256(f"{cc}\n{_FLAGS}\n{_host_cpu()}\n{text}".encode()).hexdigest()[:24]
+    digest = _digest(cc, _FLAGS, text)
     if digest in _LIBS:
         return _LIBS[digest]
     directory = kernel_dir()
@@ -124,7 +139,9 @@ def load(sources: list[str]) -> ctypes.CDLL:
                 src.write_text(source, encoding="utf-8")
             out = Path(tmp) / "k.so"
             for flags in _FLAGS:
-                error = compile_units(cc, flags, srcs, out)
+                kept = {i: directory / f"obj-{_digest(cc, flags, sources[i])}.o"
+                        for i in range(len(sources) - shared, len(sources))}
+                error = compile_units(cc, flags, srcs, out, kept)
                 if error is None:
                     os.replace(out, so)  # atomic: concurrent workers may build the same library
                     prune(directory)

@@ -2,9 +2,10 @@
 (:func:`actsearch.expressions.printing.c.function_source`) and how its translation units are put
 together (:func:`c_sources`). The fixed parts: the prelude every translation unit starts with
 (the float32 primitives the operator table's ``c`` column names), the dispatcher that runs each
-member on its own function, and the rest of a stacked MLP's training step in C (loss and
-finiteness check). PRELUDE and DISPATCH are ``%``-format templates (literal percent signs
-doubled); STEP is plain C."""
+member on its own function (through the population's TABLES), and the rest of a stacked
+network's training step in C (loss, finiteness check, Adam, the MLP's whole step, convolution
+columns, BatchNorm). PRELUDE and TABLES are ``%``-format templates (literal percent signs
+doubled); TYPES, DISPATCH and STEP are plain C, the same for every population."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -12,7 +13,7 @@ from typing import Any, Sequence
 from ...expressions.functions import EPS
 from ...expressions.printing.c import function_source
 
-__all__ = ["PRELUDE", "DISPATCH", "STEP", "c_sources"]
+__all__ = ["PRELUDE", "TYPES", "TABLES", "DISPATCH", "STEP", "c_sources"]
 
 PRELUDE = r"""
 #include <stdint.h>
@@ -52,7 +53,7 @@ static inline float _gate(float g, float v) { return g == 0.0f ? 0.0f : g * v; }
 static inline float _sign(float a) { return a > 0.0f ? 1.0f : (a < 0.0f ? -1.0f : 0.0f); }
 """
 
-DISPATCH = r"""
+TYPES = r"""
 /* (N runs, R values per run, run stride, ...): one call per member, the runs looped inside — a call
    per run cost ~2x for a channels_last CNN layer's runs of C = 32 values. */
 typedef void fwd_fn_t(int64_t, int64_t, int64_t, const float*, float*, const float* const*);
@@ -60,13 +61,27 @@ typedef void bwd_fn_t(int64_t, int64_t, int64_t, const float*, const float*, flo
                       float* const*);
 typedef fwd_fn_t* fwd_fn;
 typedef bwd_fn_t* bwd_fn;
-%(decls)s
-static const fwd_fn FWD[] = {%(fwd)s};
-static const bwd_fn BWD[] = {%(bwd)s};
-static const int NB[] = {%(nb)s};
-#define MAXB %(maxb)d
+"""
 
-/* beta j of member k for each value of a run: value r is in channel (r / inner) %% C — written as
+# The one population-specific part of the dispatcher: which loops member i runs, and its β count.
+TABLES = r"""%(decls)s
+HIDDEN const fwd_fn actsearch_fwd[] = {%(fwd)s};
+HIDDEN const bwd_fn actsearch_bwd[] = {%(bwd)s};
+HIDDEN const int actsearch_nb[] = {%(nb)s};
+HIDDEN const int actsearch_maxb = %(maxb)d;
+"""
+
+DISPATCH = r"""
+extern HIDDEN const fwd_fn actsearch_fwd[];
+extern HIDDEN const bwd_fn actsearch_bwd[];
+extern HIDDEN const int actsearch_nb[];
+extern HIDDEN const int actsearch_maxb;
+#define FWD actsearch_fwd
+#define BWD actsearch_bwd
+#define NB actsearch_nb
+#define MAXB actsearch_maxb
+
+/* beta j of member k for each value of a run: value r is in channel (r / inner) % C — written as
    nested loops over (channel, inner), no division per value (that cost a stacked MLP member with a
    per-channel beta 2.5x its step: a run is all N*C values of the member). */
 static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t inner, int64_t C, float* out) {
@@ -96,11 +111,11 @@ static void expand(const float* beta, int64_t per_channel, int64_t R, int64_t in
 #endif
 
 /* A member with per-channel beta whose values lie in one run of N*C (a stacked MLP layer, channel
-   r %% C) is run as N runs of C instead: its beta is expanded to C values, not N*C, and the
+   r % C) is run as N runs of C instead: its beta is expanded to C values, not N*C, and the
    generated backward adds each run's dL/dbeta into the same C sums — in the same order. */
 static void runs_of_channels(int nb, int64_t per_channel, int64_t inner, int64_t C, int64_t* n, int64_t* r,
                              int64_t* s) {
-  if (nb && per_channel && inner == 1 && *n == 1 && *r %% C == 0) {
+  if (nb && per_channel && inner == 1 && *n == 1 && *r % C == 0) {
     *n = *r / C;
     *s = C;
     *r = C;
@@ -589,15 +604,17 @@ int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, voi
 def c_sources(cands: Sequence[Any], units: int = 1) -> list[str]:
     """The C source of one population's library as translation units for a parallel build (the
     compiler's time is ~all in these loops): member i's ``fwd_i``/``bwd_i`` in unit i mod
-    ``units``, then one more unit with the dispatcher and the training-step helpers."""
+    ``units``, then the dispatch tables, then the dispatcher and the training-step helpers — the
+    same text for every population (its object is built once: :func:`._build.load`'s ``shared``)."""
     prelude = PRELUDE % {"eps": repr(EPS)}
     parts = [[prelude] for _ in range(max(1, min(units, len(cands))))]
     for i, c in enumerate(cands):
         parts[i % len(parts)].append(function_source(c.expr, tuple(c.betas), c.x, i))
     n = len(cands)
     nb = [len(c.betas) for c in cands]
-    parts.append([prelude, DISPATCH % {
+    parts.append([prelude, TYPES, TABLES % {
         "decls": "".join(f"HIDDEN fwd_fn_t fwd_{i}; HIDDEN bwd_fn_t bwd_{i};\n" for i in range(n)),
         "fwd": ", ".join(f"fwd_{i}" for i in range(n)), "bwd": ", ".join(f"bwd_{i}" for i in range(n)),
-        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])}, STEP])
+        "nb": ", ".join(map(str, nb)), "maxb": max([1, *nb])}])
+    parts.append([prelude, TYPES, DISPATCH, STEP])
     return ["".join(p) for p in parts]

@@ -194,7 +194,7 @@ class PopulationKernel:
             raise FusedUnavailable(str(e)) from e
         except Exception as e:  # sympy left something unprintable (an unevaluated Derivative …)
             raise FusedUnavailable(f"C code generation failed: {type(e).__name__}: {e}") from e
-        self.lib = _build.load(sources)
+        self.lib = _build.load(sources, shared=1)
         self.gemm = blas_sgemm()  # for mlp_step
         self._steps: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self._bound: dict[tuple[Any, ...], tuple[Call, list[torch.Tensor], tuple[Any, ...]]] = {}

@@ -43,22 +43,37 @@ def applies(net: StackedNet) -> bool:
     return fused and ((net.kind == "mlp" and net.norm_kind == "Identity") or net.member_major)
 
 
-def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """:func:`mlp_loss_and_grads` or :func:`cnn_loss_and_grads`, by the stack's kind."""
-    return (mlp_loss_and_grads if net.kind == "mlp" else cnn_loss_and_grads)(net, x, y)
+def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """:func:`mlp_loss_and_grads` or :func:`cnn_loss_and_grads`, by the stack's kind. ``rows``
+    (K, N): x and y are a whole set, member k's batch its rows ``rows[k]``."""
+    if net.kind == "mlp":
+        return mlp_loss_and_grads(net, x, y, rows)
+    return cnn_loss_and_grads(net, *gather(x, y, rows))
 
 
-def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def gather(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's batch (K, N, ...) and labels (K, N): the rows ``rows`` (K, N) of a whole set
+    ``x``, ``y`` (``x``, ``y`` themselves without rows)."""
+    if rows is None:
+        return x, y
+    flat = rows.reshape(-1)  # index_select: a row copy, 2x faster than indexing with (K, N)
+    return x.index_select(0, flat).view(*rows.shape, *x.shape[1:]), y.index_select(0, flat).view(rows.shape)
+
+
+def mlp_loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor | None = None
+                       ) -> torch.Tensor:
     """Per-member mean cross-entropy (K,) of ``net`` on ``x`` (K, N, ...) with labels ``y`` (K, N);
     writes every stacked parameter's and trainable β's gradient into its ``.grad`` (views of the
     stack's flat gradient, :class:`actsearch.evaluation._flat.FlatParams`: each overwritten)."""
     kernel, p = net.kernel, net.params
     assert kernel is not None
-    if kernel.gemm is not None:  # the whole step in one C call, member by member
-        k, n = y.shape
+    if kernel.gemm is not None:  # the whole step in one C call, member by member (the batch gathered there)
+        k, n = (y if rows is None else rows).shape
         bound = [kernel.bind((k, n, w), net.members, [acts[i] for acts in net.acts], 0) for i, w in enumerate(net.widths)]
         layers = [(p[f"w{i}"], p[f"b{i}"]) for i in range(len(net.widths))] + [(p["hw"], p["hb"])]
-        return kernel.mlp_step(x.flatten(2), y, layers, bound)
+        return kernel.mlp_step(x.flatten(1 if rows is not None else 2), y, layers, bound, rows)
+    x, y = gather(x, y, rows)
     h = x.flatten(2)
     saved = []  # per layer: its input, pre-activation, kernel call, β
     for i in range(len(net.widths)):

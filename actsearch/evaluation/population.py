@@ -44,14 +44,16 @@ __all__ = ["train_population", "StackedNet", "loss_and_grads", "by_hand_applies"
 by_hand_applies = _backprop.applies
 
 
-def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: bool | None = None) -> torch.Tensor:
-    """Per-member mean cross-entropy (K,) of one step, with every parameter's ``.grad`` set: the
+def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: bool | None = None,
+                   rows: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-member mean cross-entropy (K,) of one step on ``x`` (K, N, ...), ``y`` (K, N) — or on the
+    rows ``rows`` (K, N) of a whole set ``x``, ``y`` — with every parameter's ``.grad`` set: the
     plain MLP and the member-major CNN with fused activations are differentiated by hand
     (:mod:`._backprop`; ``by_hand=None``: where it applies), anything else by autograd
     (:meth:`StackedNet.loss_and_grads`)."""
     if by_hand or (by_hand is None and _backprop.applies(net)):
-        return _backprop.loss_and_grads(net, x, y)  # it overwrites every gradient
-    return net.loss_and_grads(x, y)
+        return _backprop.loss_and_grads(net, x, y, rows)  # it overwrites every gradient
+    return net.loss_and_grads(*_backprop.gather(x, y, rows))
 
 
 #: Activation evaluations (steps x batch x units x members) under which building the fused kernels
@@ -203,10 +205,8 @@ def train_population(
         torch.manual_seed(seeds[0])  # dropout masks for the stack
         while step < fid.steps and alive:
             threads.adapt()
-            idx = batches.next().to(dev, non_blocking=True)  # (K, B)
-            flat = idx.reshape(-1)  # index_select: a row copy, 2x faster than indexing with (K, B)
-            losses = loss_and_grads(net, data.x_train.index_select(0, flat).view(*idx.shape, *data.input_shape),
-                                    data.y_train.index_select(0, flat).view(idx.shape))
+            idx = batches.next().to(dev, non_blocking=True)  # (K, B): each member's rows of the training set
+            losses = loss_and_grads(net, data.x_train, data.y_train, rows=idx)
             step += 1
             for group in opt.param_groups:
                 group["lr"] = lr_at(fid, step - 1)

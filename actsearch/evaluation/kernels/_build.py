@@ -154,7 +154,7 @@ def load(sources: list[str], shared: int = 0) -> ctypes.CDLL:
     lib.actsearch_backward.argtypes = [i64, ptr, i64, i64, i64, i64, i64, i64, ptr, ptr, ptr, ptr, ptr, ptr]
     lib.actsearch_forward.restype = lib.actsearch_backward.restype = ctypes.c_int
     lib.actsearch_cross_entropy.argtypes = [i64, i64, i64, ptr, ptr, ptr, ptr]
-    lib.actsearch_mlp_step.argtypes = [i64, i64, ptr, i64, *[ptr] * 12]
+    lib.actsearch_mlp_step.argtypes = [i64, i64, ptr, i64, *[ptr] * 13]
     lib.actsearch_mlp_step.restype = ctypes.c_int
     lib.actsearch_nonfinite_flat.argtypes = [i64, ptr, i64, ptr, ptr, ptr, ptr, ptr]
     lib.actsearch_adam.argtypes = [i64, ptr, i64, *[ptr] * 7, *[ctypes.c_double] * 7, ptr]

@@ -540,11 +540,13 @@ static void add_rows(int64_t N, int64_t C, const float* g, float* out) {  /* out
    dims: L + 2 sizes (input, the L hidden widths, classes). W[l], B[l], GW[l], GB[l] (l = 0..L, the
    head last): member 0's weight (out, in), bias, and their gradients; member k's at + k*out*in and
    + k*out. Layer l's activations: fid[k], its beta slots beta[(l*K + k)*MAXB ...], per_channel[l*K +
-   k], dL/dbeta into gbeta[(l*K + k)*MAXB ...]. x (K, N, dims[0]), target (K, N); loss (K,). */
+   k], dL/dbeta into gbeta[(l*K + k)*MAXB ...]. x (K, N, dims[0]) and target (K, N) — or, with
+   rows, the whole training set, member k's example n being its row rows[k*N + n] (gathered here,
+   into the member's own workspace). loss (K,). */
 int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, void* gemm_ptr, const float* x,
-                       const int64_t* target, const float* const* W, const float* const* B, float* const* GW,
-                       float* const* GB, const int32_t* fid, const float* const* beta, const int64_t* per_channel,
-                       float* const* gbeta, float* loss) {
+                       const int64_t* target, const int64_t* rows, const float* const* W, const float* const* B,
+                       float* const* GW, float* const* GB, const int32_t* fid, const float* const* beta,
+                       const int64_t* per_channel, float* const* gbeta, float* loss) {
   sgemm_fn* gemm = (sgemm_fn*)gemm_ptr;
   int64_t hidden = 0, widest = dims[0];
   for (int64_t l = 1; l <= L; l++) {
@@ -555,8 +557,9 @@ int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, voi
   int err = 0;
   #pragma omp parallel for schedule(dynamic, 1) reduction(|: err)
   for (int64_t k = 0; k < K; k++) {
-    /* z and a = f(z) of every hidden layer, the logits and their gradient, two gradient buffers */
-    float* work = malloc(sizeof(float) * N * (2 * hidden + 2 * C + 2 * widest));
+    /* z and a = f(z) of every hidden layer, the logits and their gradient, two gradient buffers,
+       the gathered batch and its labels */
+    float* work = malloc(sizeof(float) * N * (2 * hidden + 2 * C + 2 * widest + dims[0]) + sizeof(int64_t) * N);
     if (!work) { err = 1; continue; }
     float* zs = work;
     float* as = zs + N * hidden;
@@ -564,7 +567,20 @@ int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, voi
     float* d = logits + N * C;
     float* ga = d + N * C;
     float* gz = ga + N * widest;
-    const float* a = x + k * N * dims[0];
+    const float* xk = x + k * N * dims[0];
+    const int64_t* tk = target + k * N;
+    if (rows) {
+      float* xg = gz + N * widest;
+      int64_t* tg = (int64_t*)(xg + N * dims[0]);
+      for (int64_t n = 0; n < N; n++) {
+        const int64_t r = rows[k * N + n];
+        memcpy(xg + n * dims[0], x + r * dims[0], sizeof(float) * dims[0]);
+        tg[n] = target[r];
+      }
+      xk = xg;
+      tk = tg;
+    }
+    const float* a = xk;
     float* z = zs;
     float* h = as;
     for (int64_t l = 0; l <= L; l++) {
@@ -579,13 +595,13 @@ int actsearch_mlp_step(int64_t K, int64_t L, const int64_t* dims, int64_t N, voi
       z += N * out;
       h += N * out;
     }
-    loss[k] = ce_member(N, C, logits, target + k * N, d);
+    loss[k] = ce_member(N, C, logits, tk, d);
     const float* g = d;  /* dL/d(layer l's output before its activation), (N, out) */
     for (int64_t l = L; l >= 0; l--) {
       const int64_t in = dims[l], out = dims[l + 1];
       int64_t below = 0;  /* where hidden layer l - 1 (this layer's input) starts in zs and as */
       for (int64_t i = 1; i < l; i++) below += N * dims[i];
-      const float* a_in = l ? as + below : x + k * N * dims[0];
+      const float* a_in = l ? as + below : xk;
       mm(gemm, 1, 0, out, in, N, g, out, a_in, in, 0.0f, GW[l] + k * out * in, in);
       add_rows(N, out, g, GB[l] + k * out);
       if (l == 0) break;

@@ -366,14 +366,16 @@ class PopulationKernel:
         return _CrossEntropy.apply(logits, target, self)
 
     def mlp_step(self, x: torch.Tensor, y: torch.Tensor, layers: Sequence[tuple[torch.Tensor, torch.Tensor]],
-                 bound: Sequence[tuple[Call, list[torch.Tensor]]]) -> torch.Tensor:
+                 bound: Sequence[tuple[Call, list[torch.Tensor]]], rows: torch.Tensor | None = None) -> torch.Tensor:
         """A stacked plain MLP's training step in one C call, member by member on BLAS GEMMs
         (needs :func:`blas_sgemm`): per-member mean cross-entropy (K,) of ``x`` (K, N, D) against
-        ``y`` (K, N), every gradient written into the ``.grad`` of ``layers`` — (weight (K, out, in),
-        bias (K, out)) per hidden layer, then the head — and of the trainable β of ``bound`` (each
-        hidden layer's :meth:`bind`, shape (K, N, width))."""
+        ``y`` (K, N) — or of the rows ``rows`` (K, N) of ``x`` (examples, D) and ``y`` (examples,),
+        gathered in C — every gradient written into the ``.grad`` of ``layers`` — (weight (K, out,
+        in), bias (K, out)) per hidden layer, then the head — and of the trainable β of ``bound``
+        (each hidden layer's :meth:`bind`, shape (K, N, width))."""
         assert self.gemm is not None
-        x, y = x.contiguous(), y.long().contiguous()
+        x, y = x.float().contiguous(), y.long().contiguous()
+        rows = None if rows is None else rows.long().contiguous()
         key = (tuple(id(call) for call, _ in bound), tuple(w.data_ptr() for w, _ in layers),
                tuple(w.grad.data_ptr() for w, _ in layers))  # type: ignore[union-attr]
         if key not in self._steps:
@@ -383,16 +385,17 @@ class PopulationKernel:
             gbeta = [p for call, betas in bound
                      for p in _ptrs(self.slots(call.layout, [b.grad if b.requires_grad else None for b in betas])[0])]
             self._steps[key] = (
-                torch.tensor([x.shape[2]] + [w.shape[1] for w, _ in layers], dtype=torch.int64),
+                torch.tensor([x.shape[-1]] + [w.shape[1] for w, _ in layers], dtype=torch.int64),
                 *(_ptrs(ts) for ts in ([w for w, _ in layers], [b for _, b in layers],
                                        [w.grad for w, _ in layers], [b.grad for _, b in layers])),
                 calls[0].fids, (ctypes.c_void_p * len(gbeta))(*[p for c in calls for p in c.beta_ptrs]),
                 torch.cat([c.per_channel for c in calls]), (ctypes.c_void_p * len(gbeta))(*gbeta), calls)
         dims, w_p, b_p, gw_p, gb_p, fids, beta_p, per_channel, gbeta_p, _ = self._steps[key]
-        k, n = y.shape
+        k, n = (y if rows is None else rows).shape
         loss = torch.empty(k)
         rc = self.lib.actsearch_mlp_step(k, len(layers) - 1, dims.data_ptr(), n, self.gemm, x.data_ptr(), y.data_ptr(),
-                                         w_p, b_p, gw_p, gb_p, fids.data_ptr(), beta_p, per_channel.data_ptr(),
+                                         None if rows is None else rows.data_ptr(), w_p, b_p, gw_p, gb_p,
+                                         fids.data_ptr(), beta_p, per_channel.data_ptr(),
                                          gbeta_p, loss.data_ptr())
         if rc:
             raise MemoryError("fused MLP step: out of memory")

@@ -335,9 +335,26 @@ void actsearch_col2im(int64_t K, int64_t N, int64_t L, int64_t C, int64_t T, int
   free(readers);
 }
 
-/* Per channel, the sums over R rows of C values of f(row, c) into double acc[c] — summed in float
-   over blocks of BN_BLOCK rows (vectorised across channels), the blocks in double. */
+/* Per channel, the sums over R rows of C values of (a - ca) * (b - cb) into double acc[c] (ca, cb
+   NULL: 0; b NULL: the factor is 1) — summed in float over blocks of BN_BLOCK rows, the blocks in
+   double; part: C floats of scratch. The backward sums two products in one pass this way. */
 #define BN_BLOCK 64
+__attribute__((always_inline)) inline  /* specialised at each call: ca, b, cb tested at compile time */
+static void channel_sums(int64_t R, int64_t C, const float* restrict a, const float* restrict ca,
+                         const float* restrict b, const float* restrict cb, float* restrict part,
+                         double* restrict acc) {
+  for (int64_t c = 0; c < C; c++) acc[c] = 0.0;
+  for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
+    const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
+    for (int64_t c = 0; c < C; c++) part[c] = 0.0f;
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t c = 0; c < C; c++) {
+        const float u = a[r * C + c] - (ca ? ca[c] : 0.0f);
+        part[c] += b ? u * (b[r * C + c] - (cb ? cb[c] : 0.0f)) : u;
+      }
+    for (int64_t c = 0; c < C; c++) acc[c] += part[c];
+  }
+}
 
 /* BatchNorm of a member-major stack, z (K, R, C): statistics per (member, channel) over its R rows,
    as torch's CPU batch norm computes them (two passes; running variance unbiased; y = z * alpha +
@@ -358,25 +375,9 @@ void actsearch_bn_forward(int64_t K, int64_t R, int64_t C, const float* z, const
     float* restrict part = malloc(sizeof(float) * 3 * C);
     if (!acc || !part) abort();
     if (training) {
-      for (int64_t c = 0; c < 2 * C; c++) acc[c] = 0.0;
-      for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
-        const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
-        for (int64_t c = 0; c < C; c++) part[c] = 0.0f;
-        for (int64_t r = r0; r < r1; r++)
-          for (int64_t c = 0; c < C; c++) part[c] += zk[r * C + c];
-        for (int64_t c = 0; c < C; c++) acc[c] += part[c];
-      }
+      channel_sums(R, C, zk, NULL, NULL, NULL, part, acc);  /* sum z */
       for (int64_t c = 0; c < C; c++) m[c] = (float)(acc[c] / R);
-      for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
-        const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
-        for (int64_t c = 0; c < C; c++) part[c] = 0.0f;
-        for (int64_t r = r0; r < r1; r++)
-          for (int64_t c = 0; c < C; c++) {
-            const float d = zk[r * C + c] - m[c];
-            part[c] += d * d;
-          }
-        for (int64_t c = 0; c < C; c++) acc[C + c] += part[c];
-      }
+      channel_sums(R, C, zk, m, zk, m, part, acc + C);  /* sum (z - mean)^2 */
       for (int64_t c = 0; c < C; c++) {
         is[c] = (float)(1.0 / __builtin_sqrt(acc[C + c] / R + eps));
         rm[c] = (float)(momentum * m[c] + (1.0 - momentum) * rm[c]);
@@ -416,7 +417,7 @@ void actsearch_bn_backward(int64_t K, int64_t R, int64_t C, const float* z, cons
     float* restrict part = malloc(sizeof(float) * 3 * C);
     if (!acc || !part) abort();
     for (int64_t c = 0; c < 2 * C; c++) acc[c] = 0.0;
-    for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {
+    for (int64_t r0 = 0; r0 < R; r0 += BN_BLOCK) {  /* channel_sums' blocks, both sums in one pass */
       const int64_t r1 = r0 + BN_BLOCK < R ? r0 + BN_BLOCK : R;
       for (int64_t c = 0; c < 2 * C; c++) part[c] = 0.0f;
       for (int64_t r = r0; r < r1; r++)

@@ -57,12 +57,12 @@ def loss_and_grads(net: StackedNet, x: torch.Tensor, y: torch.Tensor, by_hand: b
 
 
 #: Activation evaluations (steps x batch x units x members) under which building the fused kernels
-#: (0.25-1 s of C compilation per population, by its size and the CPUs) costs more than it saves.
-#: Measured by ``bench_eval.py --fuse-threshold`` on 2 cores (16 members, build 0.33-0.37 s cold):
-#: the fused engine saves 9.6-9.7 ns per evaluation at `quick`, 6.8 ns at `standard` (member-major
-#: CNN), so it pays after 3.4e7-3.6e7 / 4.6e7-5.5e7; set ~2x above that, for builds up to ~1 s.
-#: Smoke runs keep torch ops.
-FUSE_MIN_WORK = 1e8
+#: (0.2-1 s of C compilation per population, by its size and the CPUs) costs more than it saves.
+#: Measured by ``bench_eval.py --fuse-threshold`` on 2 cores (16 members, build 0.23-0.25 s cold;
+#: the population-independent object, 0.3 s more, is built once per machine): the fused engine
+#: saves 3.6 ms per `quick` step and 12.4 ms per `standard` step, so it pays after 2.3e7 / 3.2e7;
+#: set ~2x above that. Smoke runs keep torch ops.
+FUSE_MIN_WORK = 5e7
 
 
 def activation_units(spec: ModelSpec, input_shape: Sequence[int]) -> int:

@@ -117,7 +117,7 @@ def test_time_limit_and_argument_checks() -> None:
 def test_long_runs_match_in_distribution() -> None:
     """Over thousands of steps rounding makes trajectories part; the mean accuracy must not. 16
     seeds: one run's test accuracy spreads ~0.02 here, so with 8 the 1-point bound was one standard
-    error of the gap (the fused path, default at this length since FUSE_MIN_WORK = 1e8, landed at
+    error of the gap (the fused path, the default at this length, landed at
     1.5 points on seeds 0-7 — and 0.1 on seeds 8-15, the torch-ops population 0.9 and 0.0)."""
     fid = get_fidelity("quick").replace(steps=1500, eval_every=1500)
     seeds = list(range(16))

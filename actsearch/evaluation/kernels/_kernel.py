@@ -13,10 +13,16 @@ needs no recompilation. Measured in ``benchmarks/bench_eval.py``.
 
 One shared library per population, built by the system C compiler (``$CC`` or ``cc``; ~0.2-1 s,
 inside the population's timed run; the members' loops are split over one translation unit per
-usable CPU and compiled in parallel: 0.43 s -> ~0.25 s for 16 members on 2 cores) and cached on
-disk by the hash of its source and of the CPU (it is built with -march=native) under
-``$ACTSEARCH_KERNEL_DIR`` (default ``<cache>/kernels``; the newest
-:data:`KEEP_LIBRARIES` are kept) — :mod:`._build`.
+usable CPU and compiled in parallel, and the dispatcher and training-step helpers — the same C for
+every population — are one more unit whose object is compiled once per machine and kept: 16
+members build in ~0.24 s on 2 cores) and cached on disk by the hash of its source and of the CPU
+(it is built with -march=native) under ``$ACTSEARCH_KERNEL_DIR`` (default ``<cache>/kernels``;
+the newest :data:`KEEP_LIBRARIES` are kept) — :mod:`._build`.
+
+Beyond the activations the library holds the rest of a stacked network's step that is not a torch
+GEMM: the loss with its gradient, the finiteness check and Adam over the flat parameter buffer
+(:mod:`actsearch.evaluation._flat`), convolution columns, BatchNorm — and, where torch carries a
+BLAS SGEMM (MKL), a plain MLP's whole step member by member (:meth:`PopulationKernel.mlp_step`).
 β tensors are per channel (C,) or scalar.
 
 Semantics follow the torch printer (:mod:`actsearch.expressions.printing.torch`): the same safe primitives from the

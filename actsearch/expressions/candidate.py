@@ -23,7 +23,7 @@ from sympy.core.sympify import _sympify
 from torch import nn
 
 from ..errors import CompileError
-from .printing.torch import compiled_members, print_torch
+from .printing.torch import compiled_function, compiled_members, print_torch
 
 __all__ = ["X", "Candidate", "beta_symbol", "PROBE_RANGE", "PROBE_GRID"]
 
@@ -92,9 +92,9 @@ class Candidate:
         self.beta_per_channel = beta_per_channel  # the paper trains one β per channel
 
     # ---- text forms ------------------------------------------------------------------------
-    @property
+    @cached_property
     def text(self) -> str:
-        return str(self.expr)
+        return str(self.expr)  # sympy's printer is slow and a candidate's expression never changes
 
     @property
     def latex(self) -> str:
@@ -130,10 +130,12 @@ class Candidate:
     def torch_source(self) -> str:
         return print_torch(self.expr, list(self.betas), X)
 
-    @property
+    @cached_property
     def function(self) -> Callable[..., torch.Tensor]:
         """f(x, *betas) on tensors (β default to their initial values)."""
-        return self._compiled[0]
+        if "_compiled" in self.__dict__:
+            return self._compiled[0]
+        return compiled_function(self)  # type: ignore[return-value]
 
     def to_module(self, num_channels: int | None = None) -> nn.Module:
         """A fresh ``nn.Module``; β are ``nn.Parameter`` s, one per channel if num_channels."""
@@ -156,10 +158,8 @@ class Candidate:
             inits = self.evaluate(_FP_POINTS).numpy()
             moved = {b: float(_FP_BETAS[i]) for i, b in enumerate(self.betas)}
             shifted = self.evaluate(_FP_POINTS, moved).numpy() if self.betas else inits[:0]
-        digest = hashlib.sha1()
-        for v in np.concatenate([inits, shifted]):
-            digest.update(_quantize(float(v)).encode())
-        return f"{digest.hexdigest()[:16]}-b{len(self.betas)}"
+        text = "".join(map(_quantize, np.concatenate([inits, shifted]).tolist()))
+        return f"{hashlib.sha1(text.encode()).hexdigest()[:16]}-b{len(self.betas)}"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Candidate) and other.key == self.key

@@ -273,6 +273,34 @@ def test_torch_source_of_printer_is_readable() -> None:
     assert torch.allclose(parse("sinc(x**2 + tanh(x))").evaluate(t), torch.sin(t**2 + torch.tanh(t)) / (t**2 + torch.tanh(t)))
 
 
+def test_native_fused_forms_print_as_before_the_head_prefilter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The printer tries a·σ(a), a·tanh(softplus(a)), a·Φ(a) only on products that contain σ, tanh,
+    erf: on a sample of the paper's space and on products where they hide, it prints exactly
+    what trying every form on every product prints (a head of ``sp.Basic`` is in everything)."""
+    import actsearch.expressions.printing.torch as printer
+
+    space = load_space("paper-1")
+    cands = [space.build(c) for c in random.Random(14).sample(list(space.enumerate()), 400)]
+    cands += [parse(t) for t in ("x*sigmoid(x)", "2*x*tanh(softplus(x))", "x*(1 + erf(x/sqrt(2)))/2",
+                                 "cos(x)*x*sigmoid(x)", "x*sigmoid(x) + tanh(x)", "erf(x)*x")]
+    printed = [print_torch(c.expr, list(c.betas), X) for c in cands]
+    assert "F.silu(x)" in printed and "2.0 * F.mish(x)" in printed and "F.gelu(x)" in printed
+    every = [(template, form, sp.Basic) for template, form, _ in printer._NATIVE_FORMS]
+    monkeypatch.setattr(printer, "_NATIVE_FORMS", every)
+    assert [print_torch(c.expr, list(c.betas), X) for c in cands] == printed
+
+
+def test_the_function_alone_is_the_modules_function() -> None:
+    """Fingerprints compile f alone (no module class, no LaTeX); it computes what the module does."""
+    cand = parse("max(x, beta*tanh(x)) + 0.5*sinc(x)")
+    x = torch.linspace(-4, 4, 33)
+    alone = cand.function(x)
+    layer = cand.to_module()
+    torch.testing.assert_close(layer(x), alone, rtol=0, atol=0)
+    source = "".join(linecache.getlines(cand.function.__code__.co_filename))
+    assert "def activation(" in source and "class " not in source and "LaTeX" not in source
+
+
 def test_generated_source_leaves_linecache_with_the_last_thing_that_can_run_it() -> None:
     """A long search compiles thousands of candidates: their sources must not pile up in linecache
     (sympy's lambdify pairs its entries with a weakref.finalize too), yet stay readable for as long
@@ -280,16 +308,23 @@ def test_generated_source_leaves_linecache_with_the_last_thing_that_can_run_it()
     import gc
 
     cand = parse("x*cos(x) + 0.25*sinh(x)")
-    filename = cand.function.__code__.co_filename
+    filename = cand.function.__code__.co_filename  # the function alone: its own source
     assert filename in linecache.cache
     layer = cand.to_module(3)  # an instance of the generated class outlives the candidate
+    module_file = type(layer).forward.__code__.co_filename
+    assert module_file in linecache.cache and module_file != filename
+    fn = cand.function
     del cand
     gc.collect()
-    assert filename in linecache.cache
+    assert filename in linecache.cache and module_file in linecache.cache
+    fn(torch.zeros(1))
     layer(torch.randn(2, 3))  # and still runs
+    del fn
+    gc.collect()
+    assert filename not in linecache.cache and module_file in linecache.cache
     del layer
     gc.collect()
-    assert filename not in linecache.cache
+    assert module_file not in linecache.cache
     before = len(linecache.cache)
     for i in range(50):
         parse(f"x*sin(x) + {i + 1}*tanh(x)").function(torch.zeros(1))

@@ -26,7 +26,7 @@ from ..functions import EPS, sigmoid, softplus
 from ..ops import torch_forms
 
 __all__ = ["Printable", "TorchPrinter", "print_torch", "module_source", "load_source", "python_name",
-           "compiled_members"]
+           "compiled_members", "compiled_function"]
 
 
 class Printable(Protocol):
@@ -46,11 +46,12 @@ class Printable(Protocol):
 
 
 _FORMS = torch_forms()
-# Products that have a fused native kernel; see TorchPrinter._native.
-_NATIVE_FORMS: list[tuple[str, Callable[[sp.Expr], sp.Expr]]] = [
-    ("F.silu({0})", lambda a: a * sigmoid(a)),
-    ("F.mish({0})", lambda a: a * sp.tanh(softplus(a))),
-    ("F.gelu({0})", lambda a: a * (1 + sp.erf(a / sp.sqrt(2))) / 2),
+# Products that have a fused native kernel, with the function each form contains; see
+# TorchPrinter._native.
+_NATIVE_FORMS: list[tuple[str, Callable[[sp.Expr], sp.Expr], type]] = [
+    ("F.silu({0})", lambda a: a * sigmoid(a), sigmoid),
+    ("F.mish({0})", lambda a: a * sp.tanh(softplus(a)), sp.tanh),
+    ("F.gelu({0})", lambda a: a * (1 + sp.erf(a / sp.sqrt(2))) / 2, sp.erf),
 ]
 _counter = itertools.count()
 
@@ -136,10 +137,15 @@ class TorchPrinter:
         its output for backward), so x*sigmoid(x) costs ~1.4-2.4x F.silu forward+backward. A
         hand-written autograd.Function with the symbolic derivative was slower still (measured).
         """
+        if not self.natives:
+            return None
+        # e / form(a) can only be a number if e has the form's function to cancel it: without
+        # it, skip the division (sympy's slowest step when a search keys thousands of structures).
+        forms = [(template, form) for template, form, head in _NATIVE_FORMS if e.has(head)]
         for a in factors:
-            if a.is_number or not self.natives:
+            if a.is_number:
                 continue
-            for template, form in _NATIVE_FORMS:
+            for template, form in forms:
                 ratio = e / form(a)  # sympy cancels equal factors: a number iff e = c·form(a)
                 if ratio.is_number and ratio != 0:
                     call = template.format(self._print(a))
@@ -272,11 +278,21 @@ def _docstring(text: str, indent: str) -> str:
     return f'{indent}"""{lines[0]}\n{body}\n{indent}"""'
 
 
+def _function_source(cand: Printable, fn: str, doc: str) -> str:
+    """``def fn(x, *betas)`` of one candidate, β defaulting to their initial values."""
+    body = print_torch(cand.expr, list(cand.betas), cand.x)
+    beta_args = "".join(f", {b}: torch.Tensor | float = {v!r}" for b, v in cand.betas.items())
+    return f'''
+
+def {fn}(x: torch.Tensor{beta_args}) -> torch.Tensor:
+{_docstring(doc, "    ")}
+    return {body}
+'''
+
+
 def _activation_source(cand: Printable, name: str, doc: str) -> str:
     fn = python_name(name)
     cls = python_name(name, cls=True)
-    body = print_torch(cand.expr, list(cand.betas), cand.x)
-    beta_args = "".join(f", {b}: torch.Tensor | float = {v!r}" for b, v in cand.betas.items())
     call_args = "".join(f", _per_channel(self.{b}, x)" for b in cand.betas)
     shape = "(num_channels,)" if cand.beta_per_channel else "()"
     if cand.beta_trainable:
@@ -295,12 +311,7 @@ def _activation_source(cand: Printable, name: str, doc: str) -> str:
         else "\n        self.num_channels = num_channels"
     )
     fdoc = f"f(x) = {cand.text}\n\nLaTeX: {cand.latex}\n{doc}"
-    return f'''
-
-def {fn}(x: torch.Tensor{beta_args}) -> torch.Tensor:
-{_docstring(fdoc, "    ")}
-    return {body}
-
+    return _function_source(cand, fn, fdoc) + f'''
 
 class {cls}(nn.Module):
 {_docstring(f"The activation f(x) = {cand.text} as a module; β per channel when num_channels is given." + (chr(10) + doc if doc else ""), "    ")}
@@ -369,3 +380,10 @@ def compiled_members(cand: Printable) -> tuple[Callable[..., object], type]:
     """The (function, module class) pair for one candidate."""
     mod = load_source(module_source([cand], ["activation"]), label=cand.text[:40])
     return mod.activation, mod.Activation
+
+
+def compiled_function(cand: Printable) -> Callable[..., object]:
+    """The function alone, f(x, *betas): what fingerprints, probes and plots evaluate — without the
+    module class and the LaTeX of :func:`compiled_members` (a search keys thousands of structures)."""
+    source = "from __future__ import annotations\n\n" + _PRELUDE + _function_source(cand, "activation", f"f(x) = {cand.text}")
+    return load_source(source, label=cand.text[:40]).activation

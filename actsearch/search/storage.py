@@ -31,6 +31,7 @@ from typing import Any, Callable
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from ..errors import ActsearchError, StudyNotFoundError
 from ..paths import output_dir
@@ -259,11 +260,36 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               "get_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
               "set_trial_user_attr", "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials",
               "get_best_trial", "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs",
-              "record_heartbeat", "_get_stale_trial_ids",
+              "record_heartbeat",
               # Optuna's cache layer (_CachedStorage, used for every RDB URL) calls these private
               # methods directly: a connection killed under study.ask() surfaced from _get_trials.
               "_get_trials", "_get_best_trial_id", "_create_new_trial", "_set_trial_param"):
     setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+
+
+def _stale_or_orphaned(self: RetryingRDBStorage, study_id: int) -> list[int]:
+    """Optuna's stale trials, after giving every RUNNING trial that has no heartbeat one now.
+
+    Optuna looks only at trials with a heartbeat: a process killed inside ``study.ask()`` — the
+    trial created or a queued one popped, RUNNING, its first heartbeat not yet recorded — left a
+    trial no one ever failed, and a worker waiting for the study's running trials waited forever.
+    The heartbeat given here is the database's own time (clocks of other machines do not matter):
+    a live owner, a few milliseconds from its first beat, keeps beating; a dead one's trial is
+    stale one grace period later and retried like any other."""
+    from optuna.storages._rdb import models  # start-up time: only RDB storages load SQLAlchemy
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    # One transaction (SQLite: BEGIN IMMEDIATE); an owner inserting its first beat at this very
+    # moment wins the unique constraint, and this insert is dropped.
+    with _create_scoped_session(self.scoped_session, ignore_integrity_error=True) as session:
+        orphans = (session.query(models.TrialModel.trial_id)
+                   .filter(models.TrialModel.study_id == study_id, models.TrialModel.state == TrialState.RUNNING,
+                           ~models.TrialModel.heartbeats.any()).all())
+        session.add_all(models.TrialHeartbeatModel(trial_id=trial_id) for (trial_id,) in orphans)  # the database's now
+    return RDBStorage._get_stale_trial_ids(self, study_id)
+
+
+RetryingRDBStorage._get_stale_trial_ids = _retrying("_get_stale_trial_ids", _stale_or_orphaned)  # type: ignore[method-assign]
 
 
 def _serialize_sqlite_writers(engine: Any) -> None:

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 from actsearch.cli import main
 from actsearch.search import MAX_RETRIES, counted, drop_duplicate_references, load_study, replaced_numbers, retry_lost
-from tests.search.test_distributed import ENV, SLOW, _check_once, _create, _finish, _start, pg_url  # noqa: F401
+from tests.search.test_distributed import ENV, SLOW, WORKER, _check_once, _create, _finish, _start, pg_url  # noqa: F401
 
 SEARCH = ["search", "--no-plots", "--quiet", "--device", "cpu", "--pruner", "none", "--batch", "2"]
 
@@ -174,3 +174,28 @@ def test_two_searches_started_at_once_train_each_reference_once(tmp_path: Path) 
     assert sorted(refs) == sorted(set(refs)) and refs, refs  # each in-space reference trained once
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert main(["top", "--storage", url, "--study", "two"]) == 0
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_trial_orphaned_before_its_first_heartbeat_is_retried(backend: str, tmp_path: Path,
+                                                                 request: pytest.FixtureRequest) -> None:
+    """A process killed inside ``study.ask()`` — after the trial became RUNNING (a new one, or a
+    queued reference popped), before its first heartbeat — leaves a trial Optuna never finds
+    stale (it looks only at trials that have a heartbeat). A worker used to wait for it forever
+    (seen in CI: the last worker of the ten-kills test ran into its 600 s timeout). It is given a
+    heartbeat by the next sweep, failed stale one grace period later, and its retry trained."""
+    url = _url(backend, tmp_path, request)
+    _create(url, "o", 4, tmp_path)  # the references: 3 of the 4 places, WAITING
+    study = load_study(url, "o")
+    orphan = study.ask()  # pops a reference; no heartbeat, as if killed on the next line
+    assert orphan.user_attrs.get("reference"), orphan.user_attrs
+    out = subprocess.run([*WORKER, "--storage", url, "--study", "o"], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = load_study(url, "o").get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    retries = [t for t in trials if orphan.number in t.system_attrs.get("retry_history", ())]
+    assert [t.state for t in retries] == [TrialState.COMPLETE], [(t.number, t.state) for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert sum(counted(t, replaced_numbers(trials)) for t in trials) == 4

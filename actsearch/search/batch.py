@@ -128,11 +128,6 @@ class Batch:
             trial = self.study.ask()
             item = Item(trial)
             self.items.append(item)
-            if has_heartbeats(self.study):
-                try:  # at once: a trial without any heartbeat is never found stale if we die now
-                    self.study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
-                except Exception:
-                    pass
             _safe_set(trial, "run", self.run_id)
             _safe_set(trial, "worker", self.worker)
         try:

@@ -225,6 +225,46 @@ class RetryingRDBStorage(RDBStorage):
     retry_seconds = DB_RETRY_SECONDS
     retries = 0  # transient errors survived (tests and logs)
 
+    # A trial's first heartbeat is written in the transaction that makes it RUNNING — created, or a
+    # queued one popped — not after ``study.ask()`` returns: a process killed in between left a
+    # RUNNING trial without a heartbeat, which Optuna's stale check skips (seen in CI: the next
+    # run left it RUNNING forever). Killed at any moment, the trial is stale one grace period later.
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _beat_when_popped(self)
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        super().__setstate__(state)
+        _beat_when_popped(self)
+
+    def _get_prepared_new_trial(self, study_id: int, template_trial: Any, session: Any) -> Any:
+        trial = super()._get_prepared_new_trial(study_id, template_trial, session)
+        if self.heartbeat_interval is not None and trial.state == TrialState.RUNNING:
+            from optuna.storages._rdb import models
+
+            session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))  # the database's now
+        return trial
+
+
+def _beat_when_popped(storage: RetryingRDBStorage) -> None:
+    """Give a WAITING trial set RUNNING (``study.ask()`` popping it) its heartbeat in the same flush."""
+    if storage.heartbeat_interval is None:
+        return
+    import sqlalchemy
+    from optuna.storages._rdb import models
+
+    def before_flush(session: Any, _context: Any, _instances: Any) -> None:
+        for trial in session.dirty:
+            if (isinstance(trial, models.TrialModel) and trial.state == TrialState.RUNNING
+                    and TrialState.WAITING in sqlalchemy.inspect(trial).attrs.state.history.deleted):
+                beat = models.TrialHeartbeatModel.where_trial_id(trial.trial_id, session)
+                if beat is None:
+                    session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))
+                else:
+                    beat.heartbeat = sqlalchemy.func.current_timestamp()
+
+    sqlalchemy.event.listen(storage.scoped_session, "before_flush", before_flush)
+
 
 def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(base)
@@ -270,12 +310,13 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
 def _stale_or_orphaned(self: RetryingRDBStorage, study_id: int) -> list[int]:
     """Optuna's stale trials, after giving every RUNNING trial that has no heartbeat one now.
 
-    Optuna looks only at trials with a heartbeat: a process killed inside ``study.ask()`` — the
-    trial created or a queued one popped, RUNNING, its first heartbeat not yet recorded — left a
-    trial no one ever failed, and a worker waiting for the study's running trials waited forever.
-    The heartbeat given here is the database's own time (clocks of other machines do not matter):
-    a live owner, a few milliseconds from its first beat, keeps beating; a dead one's trial is
-    stale one grace period later and retried like any other."""
+    Optuna looks only at trials with a heartbeat. This storage writes a trial's first one with its
+    RUNNING state (:class:`RetryingRDBStorage`), but another client of the same database — plain
+    Optuna, an older actsearch — may leave a RUNNING trial without any if it dies inside
+    ``study.ask()``: no one would ever fail it, and a worker waiting for the study's running
+    trials would wait forever. The heartbeat given here is the database's own time (clocks of
+    other machines do not matter): a live owner keeps beating; a dead one's trial is stale one
+    grace period later and retried like any other."""
     from optuna.storages._rdb import models  # start-up time: only RDB storages load SQLAlchemy
     from optuna.storages._rdb.storage import _create_scoped_session
 

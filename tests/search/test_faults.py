@@ -15,7 +15,8 @@ import pytest
 from optuna.trial import TrialState
 
 from actsearch.cli import main
-from actsearch.search import MAX_RETRIES, counted, drop_duplicate_references, load_study, replaced_numbers, retry_lost
+from actsearch.search import (MAX_RETRIES, counted, drop_duplicate_references, load_study, open_storage,
+                              replaced_numbers, retry_lost)
 from tests.search.test_distributed import ENV, SLOW, WORKER, _check_once, _create, _finish, _start, pg_url  # noqa: F401
 
 SEARCH = ["search", "--no-plots", "--quiet", "--device", "cpu", "--pruner", "none", "--batch", "2"]
@@ -100,6 +101,70 @@ def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) 
         [(t.number, t.state, t.user_attrs.get("status"), t.system_attrs.get("retry_history")) for t in study.get_trials()]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_trial_gets_its_first_heartbeat_with_its_running_state(backend: str, tmp_path: Path,
+                                                                  request: pytest.FixtureRequest) -> None:
+    """Created RUNNING or popped from the queue: the heartbeat row is there when ``ask()`` returns
+    (written in the same transaction); a queued or finished trial has none."""
+    from optuna.storages._rdb import models
+
+    storage = open_storage(_url(backend, tmp_path, request))
+    study = optuna.create_study(study_name="h", storage=storage)
+
+    def beats() -> dict[int, int]:
+        with storage.scoped_session() as session:  # type: ignore[attr-defined]
+            rows = session.query(models.TrialModel.number, models.TrialHeartbeatModel.trial_id).join(
+                models.TrialHeartbeatModel).all()
+        return {number: trial_id for number, trial_id in rows}
+
+    study.enqueue_trial({"x": 0.5})
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.1}, distributions={
+        "x": optuna.distributions.FloatDistribution(0, 1)}, value=1.0))
+    assert beats() == {}  # WAITING and COMPLETE: no heartbeat
+    popped, new = study.ask(), study.ask()
+    assert popped.number == 0 and new.number == 2
+    assert set(beats()) == {0, 2}
+
+
+# A search killed (SIGKILL) the moment study.ask() returns a trial: a queued reference it popped, or
+# the first new trial — after the trial became RUNNING, before any line of actsearch ran on it.
+KILLED_IN_ASK = ("import os, signal, sys, optuna; which = sys.argv.pop(1); ask = optuna.Study.ask\n"
+                 "def killed(self, *a, **k):\n"
+                 "    t = ask(self, *a, **k)\n"
+                 "    if which == 'queued' or 'reference' not in t.user_attrs: os.kill(os.getpid(), signal.SIGKILL)\n"
+                 "    return t\n"
+                 "optuna.Study.ask = killed\n"
+                 "from actsearch.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["queued", "new"])
+def test_a_search_killed_inside_ask_leaves_a_trial_the_next_run_retries(which: str, tmp_path: Path) -> None:
+    """Seen in CI (stop 23): the first run was killed while its trial was RUNNING without a
+    heartbeat yet — actsearch recorded it just after ``study.ask()`` — so the next run's stale
+    check skipped the trial and left it RUNNING forever. The first heartbeat is now written in the
+    transaction that makes the trial RUNNING: the trial is stale one grace period after the kill."""
+    url = f"sqlite:///{tmp_path}/k.db"
+    argv = [*SEARCH, "--storage", url, "--study", "k", "--space", "tiny", "--fidelity", "smoke", "--sampler",
+            "random", "--trials", "4"]
+    first = subprocess.run([sys.executable, "-c", KILLED_IN_ASK, which, *argv], cwd=tmp_path, env=ENV,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == -9, first.stderr[-2000:]
+    orphans = load_study(url, "k").get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # with the
+    assert orphans and ("reference" in orphans[-1].user_attrs) == (which == "queued"), orphans  # batch's others
+    time.sleep(5)  # > the 4 s grace period
+    out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=tmp_path, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = load_study(url, "k").get_trials()
+    for orphan in orphans:
+        assert trials[orphan.number].state == TrialState.FAIL, [(t.number, t.state) for t in trials]
+        retries = [t for t in trials if orphan.number in t.system_attrs.get("retry_history", ())]
+        assert [t.state for t in retries] == [TrialState.COMPLETE], [(t.number, t.state) for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 def test_a_trial_whose_retry_was_lost_or_died_again_is_retried(tmp_path: Path) -> None:
     """Two ways a dead worker's trial used to be lost (seen once in ten kills on PostgreSQL): the
     process that failed it stale was killed before Optuna's callback queued the retry, and a retry
@@ -180,15 +245,13 @@ def test_two_searches_started_at_once_train_each_reference_once(tmp_path: Path) 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_trial_orphaned_before_its_first_heartbeat_is_retried(backend: str, tmp_path: Path,
                                                                  request: pytest.FixtureRequest) -> None:
-    """A process killed inside ``study.ask()`` — after the trial became RUNNING (a new one, or a
-    queued reference popped), before its first heartbeat — leaves a trial Optuna never finds
-    stale (it looks only at trials that have a heartbeat). A worker used to wait for it forever
-    (seen in CI: the last worker of the ten-kills test ran into its 600 s timeout). It is given a
-    heartbeat by the next sweep, failed stale one grace period later, and its retry trained."""
+    """Another client of the database — plain Optuna here — killed inside ``study.ask()`` leaves a
+    RUNNING trial without any heartbeat, which Optuna's stale check skips. A worker used to wait
+    for it forever (seen in CI: the last worker of the ten-kills test ran into its 600 s timeout).
+    It is given a heartbeat by the next sweep, failed stale one grace period later, and retried."""
     url = _url(backend, tmp_path, request)
     _create(url, "o", 4, tmp_path)  # the references: 3 of the 4 places, WAITING
-    study = load_study(url, "o")
-    orphan = study.ask()  # pops a reference; no heartbeat, as if killed on the next line
+    orphan = optuna.load_study(study_name="o", storage=url).ask()  # pops a reference, no heartbeat
     assert orphan.user_attrs.get("reference"), orphan.user_attrs
     out = subprocess.run([*WORKER, "--storage", url, "--study", "o"], cwd=tmp_path, env=ENV,
                          capture_output=True, text=True, timeout=180)

@@ -240,7 +240,7 @@ class RetryingRDBStorage(RDBStorage):
     def _get_prepared_new_trial(self, study_id: int, template_trial: Any, session: Any) -> Any:
         trial = super()._get_prepared_new_trial(study_id, template_trial, session)
         if self.heartbeat_interval is not None and trial.state == TrialState.RUNNING:
-            from optuna.storages._rdb import models
+            from optuna.storages._rdb import models  # start-up time: only RDB storages load SQLAlchemy
 
             session.add(models.TrialHeartbeatModel(trial_id=trial.trial_id))  # the database's now
         return trial
@@ -250,8 +250,8 @@ def _beat_when_popped(storage: RetryingRDBStorage) -> None:
     """Give a WAITING trial set RUNNING (``study.ask()`` popping it) its heartbeat in the same flush."""
     if storage.heartbeat_interval is None:
         return
-    import sqlalchemy
-    from optuna.storages._rdb import models
+    import sqlalchemy  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
+    from optuna.storages._rdb import models  # start-up time: likewise
 
     def before_flush(session: Any, _context: Any, _instances: Any) -> None:
         for trial in session.dirty:

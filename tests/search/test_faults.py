@@ -36,6 +36,23 @@ def _url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
     return f"sqlite:///{tmp_path}/f.db" if backend == "sqlite" else request.getfixturevalue("pg_url")
 
 
+def _rerun_queued(argv: list[str], cwd: Path) -> None:
+    """After the grace period, the same search again with --trials 0: it trains only what is queued."""
+    time.sleep(5)  # > the 4 s grace period: the next opener finds the trials stale
+    out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=cwd, env=ENV,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+
+
+def _assert_retried(trials: list[optuna.trial.FrozenTrial], numbers: list[int]) -> None:
+    """Each of ``numbers`` failed stale and replaced by one retry that finished; nothing left queued or running."""
+    for n in numbers:
+        assert trials[n].state == TrialState.FAIL, [(t.number, t.state) for t in trials]
+        retries = [t for t in trials if n in t.system_attrs.get("retry_history", ())]
+        assert [t.state for t in retries] == [TrialState.COMPLETE], [(t.number, t.state) for t in trials]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_ten_kills_at_random_moments_lose_nothing(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -90,10 +107,7 @@ def test_a_retry_is_trained_by_the_next_run_whatever_its_trials(tmp_path: Path) 
     p.kill()
     assert running, "the search never started a trial"
     p.communicate(timeout=30)
-    time.sleep(5)  # > the 4 s grace period: the next opener finds the trials stale
-    out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=tmp_path, env=ENV,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
+    _rerun_queued(argv, tmp_path)
     study = load_study(url, "r")
     states = [t.state for t in study.get_trials()]
     assert TrialState.WAITING not in states and TrialState.RUNNING not in states, states
@@ -153,16 +167,8 @@ def test_a_search_killed_inside_ask_leaves_a_trial_the_next_run_retries(which: s
     assert first.returncode == -9, first.stderr[-2000:]
     orphans = load_study(url, "k").get_trials(deepcopy=False, states=(TrialState.RUNNING,))  # with the
     assert orphans and ("reference" in orphans[-1].user_attrs) == (which == "queued"), orphans  # batch's others
-    time.sleep(5)  # > the 4 s grace period
-    out = subprocess.run([sys.executable, "-m", "actsearch", *argv[:-2], "--trials", "0"], cwd=tmp_path, env=ENV,
-                         capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    trials = load_study(url, "k").get_trials()
-    for orphan in orphans:
-        assert trials[orphan.number].state == TrialState.FAIL, [(t.number, t.state) for t in trials]
-        retries = [t for t in trials if orphan.number in t.system_attrs.get("retry_history", ())]
-        assert [t.state for t in retries] == [TrialState.COMPLETE], [(t.number, t.state) for t in trials]
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    _rerun_queued(argv, tmp_path)
+    _assert_retried(load_study(url, "k").get_trials(), [t.number for t in orphans])
 
 
 def test_a_trial_whose_retry_was_lost_or_died_again_is_retried(tmp_path: Path) -> None:
@@ -257,8 +263,5 @@ def test_a_trial_orphaned_before_its_first_heartbeat_is_retried(backend: str, tm
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     trials = load_study(url, "o").get_trials()
-    assert trials[orphan.number].state == TrialState.FAIL
-    retries = [t for t in trials if orphan.number in t.system_attrs.get("retry_history", ())]
-    assert [t.state for t in retries] == [TrialState.COMPLETE], [(t.number, t.state) for t in trials]
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    _assert_retried(trials, [orphan.number])
     assert sum(counted(t, replaced_numbers(trials)) for t in trials) == 4

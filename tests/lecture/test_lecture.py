@@ -113,11 +113,27 @@ def test_activation_zoo_table_matches_runs(tmp_path: Path) -> None:
     assert float(table["relu"]["test_mean"]) > 0.5  # chance is 0.25 on `tiny`
 
 
+def test_depth_table_figure_and_finding(tmp_path: Path) -> None:
+    res = _run("depth", tmp_path)
+    runs = _csv(tmp_path / "runs.csv")
+    # every (norm, depth, activation) cell trained on the same 2 seeds, with and without BatchNorm
+    cells = {(r["norm"], r["depth"], r["activation"]) for r in runs}
+    assert {n for n, _, _ in cells} == {"none", "batch"} and {d for _, d, _ in cells} == {"2", "4"}
+    assert len(runs) == 2 * len(cells)
+    table = {(r["norm"], r["depth"], r["activation"]): r for r in _csv(tmp_path / "results.csv")}
+    relu4 = [float(r["test_accuracy"]) for r in runs if (r["norm"], r["depth"], r["activation"]) == ("none", "4", "ReLU")]
+    assert float(table[("none", "4", "ReLU")]["test_mean"]) == pytest.approx(sum(relu4) / 2, abs=1e-5)
+    swish4 = float(table[("none", "4", "Swish (SiLU)")]["test_mean"])
+    assert res.metrics["gap"][("none", 4)] == pytest.approx(swish4 - sum(relu4) / 2, abs=1e-5)
+    assert f"4 layers {100 * res.metrics['gap'][('none', 4)]:+.1f}" in res.finding
+    assert min(float(r["test_mean"]) for r in table.values()) > 0.5  # chance is 0.25 on `tiny`
+
+
 def test_cli_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "--list"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in out] == list(EXPERIMENTS) == [n for n, _ in list_experiments()]
-    assert len(out) == 8
+    assert len(out) == 9
     assert main(["experiment", "symetry"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "did you mean 'symmetry'" in err

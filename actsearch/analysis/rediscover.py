@@ -47,7 +47,7 @@ import torch
 from optuna.trial import TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity, mean_std, resolve_device
+from ..evaluation import get_fidelity, mean_std, resolve_device, split_fidelities
 from ..expressions import Candidate, parse, plot_functions, pyplot, save_figure
 from ..search import (OnStart, OnTrial, RunConfig, build_settings, load_study, open_storage, read_settings, run_search,
                       stored_settings, study_name_for)
@@ -208,7 +208,7 @@ class RediscoverOptions:
 
     def transfer_fidelities(self) -> list[str]:
         """The --transfer presets, checked before anything trains (a typo must not cost a search)."""
-        names = [n.strip() for n in (self.transfer or "").split(",") if n.strip()]
+        names = split_fidelities(self.transfer or "")
         if self.transfer is not None and not names:
             raise ActsearchError("--transfer needs fidelity names, e.g. --transfer quick,mnist")
         if self.transfer_only and not names:

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..analysis import PANEL, NoiseReport, entry, format_noise, mde, measure_noise
 from ..errors import ActsearchError
-from ..evaluation import Fidelity, get_fidelity
+from ..evaluation import Fidelity, get_fidelity, split_fidelities
 from ..paths import output_file
 from ..search import MAX_SEEDS
 from ._common import SEED, add_threads_option, count, device
@@ -49,7 +49,7 @@ def _grid_row(rep: NoiseReport) -> str:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.fidelity.split(",") if n.strip()]
+    names = split_fidelities(args.fidelity)
     if not names:
         raise ActsearchError("--fidelity needs preset names, e.g. --fidelity standard,standard_bn")
     fids = _grid([get_fidelity(n) for n in names], args.grid or [])  # every typo before any training

@@ -25,7 +25,7 @@ from .init import list_initializers
 from .models import ModelSpec
 
 __all__ = [
-    "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
+    "Fidelity", "FIDELITIES", "get_fidelity", "split_fidelities", "resolve_device", "get_dataset", "prepare", "epoch_batches",
     "batch_order", "make_optimizer", "ADAM_BETAS", "ADAM_EPS", "lr_at", "checkpoints", "score",
 ]
 
@@ -163,10 +163,37 @@ FIDELITIES: dict[str, Fidelity] = {
 }
 
 
+def split_fidelities(text: str) -> list[str]:
+    """Comma-separated fidelity names, commas inside a variant's brackets kept:
+    ``"deep[depth=32,width=128],power"`` -> ``["deep[depth=32,width=128]", "power"]``."""
+    names, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            names.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    names.append(cur.strip())
+    return [n for n in names if n]
+
+
 def get_fidelity(name: str | Fidelity) -> Fidelity:
-    """A preset by name (a :class:`Fidelity` passes through)."""
+    """A preset by name (a :class:`Fidelity` passes through), or a preset with its child changed:
+    ``deep[depth=32]`` (see :meth:`Fidelity.vary`)."""
     if isinstance(name, Fidelity):
         return name
+    base, bracket, changes = name.strip().partition("[")
+    if bracket:  # a preset with its child changed, as Fidelity.vary names it: deep[depth=32,width=128]
+        if not changes.endswith("]"):
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: write PRESET[KEY=VALUE,…], e.g. deep[depth=32]")
+        pairs = [p.partition("=") for p in changes[:-1].split(",") if p.strip()]
+        if any(not sep or not k.strip() for k, sep, _ in pairs):
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: write PRESET[KEY=VALUE,…], e.g. deep[depth=32]")
+        try:
+            return get_fidelity(base).vary(**{k.strip(): v.strip() for k, _, v in pairs})
+        except ValueError as exc:
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: {exc}") from None
     key = name.strip().lower().replace("-", "_")
     if key not in FIDELITIES:
         hint = did_you_mean(key, FIDELITIES, n=2, sep=" or ")

@@ -7,7 +7,8 @@ import pytest
 
 from actsearch.analysis import PANEL, NoiseReport, NoiseRow, format_noise, mde, measure_noise
 from actsearch.cli import main
-from actsearch.evaluation import get_fidelity
+from actsearch.errors import UnknownFidelityError
+from actsearch.evaluation import get_fidelity, split_fidelities
 
 SMOKE = get_fidelity("smoke").replace(steps=40, eval_every=20)
 
@@ -105,3 +106,9 @@ def test_fidelity_vary_and_the_deep_preset() -> None:
         get_fidelity("power").vary(depth="8")
     with pytest.raises(ValueError, match="unknown initializer"):
         deep.vary(init="hee")
+    # a variant's name is a fidelity too: what a study records, --transfer and noise take
+    assert get_fidelity(v.name) == v
+    assert split_fidelities("deep[depth=32,width=128], power,quick") == ["deep[depth=32,width=128]", "power", "quick"]
+    for bad in ("deep[depth=32", "deep[depth]", "deep[colour=red]", "nosuch[depth=2]", "power[depth=2]"):
+        with pytest.raises(UnknownFidelityError):
+            get_fidelity(bad)

@@ -45,6 +45,7 @@ from typing import Any, Sequence
 import optuna
 import torch
 from optuna.trial import TrialState
+from scipy import stats
 
 from ..errors import ActsearchError
 from ..evaluation import get_fidelity, mean_std, resolve_device, split_fidelities
@@ -80,7 +81,23 @@ def _vs_relu(rec: dict[str, Any]) -> str:
         return "vs ReLU: —"
     p = f"{rec['p_value']:.3g}" if rec.get("p_value") is not None else "—"
     sd = f" ± {std:.4f}" if std is not None else ""
-    return f"vs ReLU: Δ {mean:+.4f}{sd} (paired over {len(rec['test_accuracies'])} seeds), p={p}"
+    holm = f", Holm p={rec['p_holm']:.3g}" if rec.get("p_holm") is not None and rec["name"] != "swish" else ""
+    return f"vs ReLU: Δ {mean:+.4f}{sd} (paired over {len(rec['test_accuracies'])} seeds), p={p}{holm}"
+
+
+def _vs_swish(rec: dict[str, Any], swish: dict[str, Any] | None) -> str:
+    """The paired difference to Swish on the same seeds, and its t-test: does a found function go
+    beyond the paper's?"""
+    if swish is None:
+        return ""
+    pairs = [(a, b) for a, b in zip(rec.get("test_accuracies") or [], swish.get("test_accuracies") or [])
+             if math.isfinite(a) and math.isfinite(b)]
+    if len(pairs) < 2:
+        return ""
+    diffs = [a - b for a, b in pairs]
+    mean, sd = mean_std(diffs)
+    p = 1.0 if not any(diffs) else float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+    return f"; vs Swish: Δ {mean:+.4f} ± {sd or 0:.4f}, p={p:.3g}"
 
 
 def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = True) -> tuple[bool, list[str]]:
@@ -109,7 +126,8 @@ def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = Tru
         lines.append(f"strict (fitted β ≥ {STRICT_BETA_MIN}, i.e. not a near-linear leaky-ReLU-like match): "
                      + (f"yes ({strict[0][0]['expression']}, β={strict[0][2]:.2f})" if strict else "no"))
     if best5:
-        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0])}")
+        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0])}"
+                     f"{_vs_swish(best5[0], swish)}")
     if swish is not None and swish["test_mean"] is not None:
         lines.append(f"reference swish x*sigmoid(beta*x): {swish['test_mean']:.4f}; {_vs_relu(swish)}")
     if relu["test_mean"] is not None:

@@ -129,6 +129,29 @@ def test_depth_table_figure_and_finding(tmp_path: Path) -> None:
     assert min(float(r["test_mean"]) for r in table.values()) > 0.5  # chance is 0.25 on `tiny`
 
 
+def test_depth_resumes_from_its_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import actsearch.lecture._depth as depth
+
+    trained = []
+    real = depth.train_population
+
+    def stop_at_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+        trained.append(args[1].name)
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the third population
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(depth, "train_population", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("depth", tmp_path, quick=True)
+    assert len(_csv(tmp_path / "runs.smoke.partial.csv")) == 2 * 2 * 2  # two populations of 2 functions x 2 seeds
+    trained.clear()
+    monkeypatch.setattr(depth, "train_population", lambda *a, **k: (trained.append(a[1].name), real(*a, **k))[1])
+    run_experiment("depth", tmp_path, quick=True)
+    assert trained == ["smoke[depth=2,norm=batch]", "smoke[depth=4,norm=batch]"]  # only what was left
+    assert len(_csv(tmp_path / "runs.csv")) == 16 and not (tmp_path / "runs.smoke.partial.csv").exists()
+
+
 def test_cli_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "--list"]) == 0
     out = capsys.readouterr().out.strip().splitlines()

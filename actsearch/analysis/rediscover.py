@@ -45,14 +45,13 @@ from typing import Any, Sequence
 import optuna
 import torch
 from optuna.trial import TrialState
-from scipy import stats
 
 from ..errors import ActsearchError
 from ..evaluation import get_fidelity, mean_std, resolve_device, split_fidelities
 from ..expressions import Candidate, parse, plot_functions, pyplot, save_figure
 from ..search import (OnStart, OnTrial, RunConfig, build_settings, load_study, open_storage, read_settings, run_search,
                       stored_settings, study_name_for)
-from .compare import read_csv, transfer, write_csv
+from .compare import paired, read_csv, transfer, write_csv
 from .leaderboard import export_top, leaderboard, verify
 from .report import format_leaderboard, format_transfer, format_verify, study_summary
 from .shape import is_swish_like, nearest, swish_fit
@@ -90,14 +89,10 @@ def _vs_swish(rec: dict[str, Any], swish: dict[str, Any] | None) -> str:
     beyond the paper's?"""
     if swish is None:
         return ""
-    pairs = [(a, b) for a, b in zip(rec.get("test_accuracies") or [], swish.get("test_accuracies") or [])
-             if math.isfinite(a) and math.isfinite(b)]
-    if len(pairs) < 2:
+    mean, sd, p = paired(rec.get("test_accuracies") or [], swish.get("test_accuracies") or [])
+    if mean is None or sd is None:
         return ""
-    diffs = [a - b for a, b in pairs]
-    mean, sd = mean_std(diffs)
-    p = 1.0 if not any(diffs) else float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
-    return f"; vs Swish: Δ {mean:+.4f} ± {sd or 0:.4f}, p={p:.3g}"
+    return f"; vs Swish: Δ {mean:+.4f} ± {sd:.4f}, p={1.0 if p is None else p:.3g}"
 
 
 def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = True) -> tuple[bool, list[str]]:

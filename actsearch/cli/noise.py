@@ -78,6 +78,8 @@ def cmd_noise(args: argparse.Namespace) -> int:
                          "trains": rep.trains(r), "seeds": " ".join(map(str, seeds)),
                          "val_per_seed": " ".join("nan" if math.isnan(v) else f"{v:.4f}" for v in r.val),
                          "test_per_seed": " ".join("nan" if math.isnan(v) else f"{v:.4f}" for v in r.test)})
+        if args.csv:  # after every fidelity: a long grid stopped half-way keeps what it measured
+            _write_csv(args.csv, rows)
     if len(reports) > 1:
         print("summary (accuracy points; room: Swish − ReLU and the panel's spread; power: worst paired sd vs "
               "ReLU over the functions that train, τ between the halves)")
@@ -86,12 +88,15 @@ def cmd_noise(args: argparse.Namespace) -> int:
         for rep in reports:
             print(_grid_row(rep))
     if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
         print(f"saved: {args.csv}")
     return 0
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def add_parsers(sub: Any) -> None:

@@ -96,6 +96,8 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.1) -> Tensor:
 
 def prelu(x: Tensor, weight: Tensor) -> Tensor:
     """max(0, x) + α·min(0, x) with α learned, per channel on dim 1 (He et al. 2015, PReLU)."""
+    if weight.numel() != 1:  # F.prelu's own message is RuntimeError "Mismatch of parameter numbers"
+        _check_channels(weight.numel(), x)
     return F.prelu(x, weight.to(dtype=x.dtype))
 
 

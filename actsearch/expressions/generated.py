@@ -30,6 +30,7 @@ import json
 import keyword
 import re
 import sys
+import threading
 import weakref
 import zlib
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from ..errors import CompileError
 from .ops import torch_forms
 from .printing.torch import Printable, load_source, module_source, python_name
 
-__all__ = ["PREFIX", "module_name", "compiled_members", "import_generated"]
+__all__ = ["PREFIX", "module_name", "recipe", "compiled_members", "import_generated"]
 
 #: This module is a package: its submodules are the generated modules, made by the finder below.
 __path__: list[str] = []
@@ -132,15 +133,16 @@ def module_name(cand: Printable) -> str:
     bad = [b for b in cand.betas if not _valid_beta(b)]
     if bad:
         raise CompileError(f"β name(s) {bad} cannot be Python identifiers in generated code")
-    recipe = [_FORMAT, _encode_tree(cand.expr, cand.betas), [[b, float(v)] for b, v in cand.betas.items()],
-              bool(cand.beta_trainable), bool(cand.beta_per_channel)]
-    raw = json.dumps(recipe, separators=(",", ":"), allow_nan=False).encode()
+    data = [_FORMAT, _encode_tree(cand.expr, cand.betas), [[b, float(v)] for b, v in cand.betas.items()],
+            bool(cand.beta_trainable), bool(cand.beta_per_channel)]
+    raw = json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
     code = base64.b32encode(zlib.compress(raw, 9)).decode().rstrip("=").lower()
     return f"{PREFIX}_{python_name(cand.text)[:40]}__{code}"
 
 
-def _recipe(name: str) -> _Recipe:
-    """The recipe a module name encodes; ValueError if it encodes none (or not exactly this name)."""
+def recipe(name: str) -> Printable:
+    """The recipe a module name encodes (what :func:`module_name` was given, as far as the module's
+    source goes); ValueError if it encodes none, or is not exactly this name."""
     if not name.startswith(PREFIX + "_") or "__" not in name:
         raise ValueError("not a generated module's name")
     code = name.rsplit("__", 1)[1]
@@ -161,26 +163,28 @@ def _recipe(name: str) -> _Recipe:
     if not (isinstance(trainable, bool) and isinstance(per_channel, bool)):
         raise ValueError("malformed β layout")
     symbols = {"x": sp.Symbol("x", real=True), **{b: sp.Symbol(b, real=True) for b, _ in betas}}
-    recipe = _Recipe(_decode_tree(tree, symbols), {b: float(v) for b, v in betas}, trainable, per_channel)
-    if module_name(recipe) != name:  # one module per recipe: no second spelling of the same one
+    decoded = _Recipe(_decode_tree(tree, symbols), {b: float(v) for b, v in betas}, trainable, per_channel)
+    if module_name(decoded) != name:  # one module per recipe: no second spelling of the same one
         raise ValueError("the name is not the canonical one of its recipe")
-    return recipe
+    return decoded
 
 
 # ----------------------------------------------------------------------------- modules, live ones
 _live: weakref.WeakValueDictionary[str, ModuleType] = weakref.WeakValueDictionary()
+_building = threading.RLock()  # two threads making one recipe's module must get one class
 
 
-def _module(name: str, recipe: Printable | None = None) -> ModuleType:
-    """The live module called ``name``, else one built from ``recipe`` (decoded from the name)."""
-    module = _live.get(name) or sys.modules.get(name)
-    if module is None:
-        recipe = recipe or _recipe(name)
-        source = module_source([recipe], ["activation"])
-        module = load_source(source, label=recipe.text[:40], name=name)
-        module.__package__ = __name__
-        _live[name] = module
-    return module
+def _module(name: str, cand: Printable | None = None) -> ModuleType:
+    """The live module called ``name``, else one built from ``cand`` (or the recipe in the name)."""
+    with _building:
+        module = _live.get(name) or sys.modules.get(name)
+        if module is None:
+            cand = cand or recipe(name)
+            source = module_source([cand], ["activation"])
+            module = load_source(source, label=cand.text[:40], name=name)
+            module.__package__ = __name__
+            _live[name] = module
+        return module
 
 
 def compiled_members(cand: Printable) -> tuple[Callable[..., object], type]:

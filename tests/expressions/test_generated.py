@@ -21,7 +21,7 @@ import torch
 
 from actsearch import Candidate, load_space, parse, to_module
 from actsearch.expressions import ACTIVATIONS, X, beta_symbol
-from actsearch.expressions.generated import PREFIX, module_name
+from actsearch.expressions.generated import PREFIX, module_name, recipe
 from actsearch.expressions.printing import module_source
 
 
@@ -37,14 +37,8 @@ def _name(recipe: object, readable: str = "x") -> str:
 
 
 def _rebuilt_source(cand: Candidate) -> str:
-    """The source a fresh import of ``cand``'s module name compiles (no live module to reuse)."""
-    name = module_name(cand)
-    assert name not in sys.modules
-    module = importlib.import_module(name)
-    try:
-        return "".join(linecache.getlines(module.__file__))
-    finally:
-        del sys.modules[name]
+    """The source a process that never saw ``cand`` compiles for its module's name."""
+    return module_source([recipe(module_name(cand))], ["activation"])
 
 
 def test_every_structure_rebuilds_from_its_name_to_the_same_source() -> None:
@@ -72,6 +66,21 @@ def test_names_are_readable_deterministic_and_distinct() -> None:
     assert type(to_module(a)) is type(to_module(b))  # one class per recipe while it lives
 
 
+def test_importing_a_name_no_process_made_builds_its_module() -> None:
+    cand = Candidate(sp.atan(X) ** 2 - beta_symbol("beta5") * X, {"beta5": 0.7})
+    name = module_name(cand)
+    assert name not in sys.modules
+    module = importlib.import_module(name)  # nothing made from cand yet: built from the name
+    try:
+        assert "".join(linecache.getlines(module.__file__)) == module_source([cand], ["activation"])
+        act = module.Activation(3)
+        x = torch.linspace(-2, 2, 12).reshape(4, 3)
+        torch.testing.assert_close(act(x), torch.atan(x) ** 2 - 0.7 * x)
+        assert type(to_module(cand, 3)) is module.Activation  # and to_module finds the same one
+    finally:
+        del sys.modules[name]
+
+
 @pytest.mark.parametrize("recipe", [
     [1, ["eval", ["s", "x"]], [], True, True],                        # not an operator-table class
     [1, ["__import__", ["s", "x"]], [], True, True],
@@ -96,7 +105,8 @@ def test_malformed_names_are_module_not_found_errors(suffix: str) -> None:
 
 
 def test_a_second_spelling_of_a_recipe_and_a_bomb_are_refused() -> None:
-    good = module_name(parse("sin(x)"))
+    good = module_name(parse("sin(x) + 0.125*x"))
+    assert good not in sys.modules
     assert importlib.import_module(good).__name__ == good
     other = PREFIX + "_cos_x__" + good.rsplit("__", 1)[1]  # the same recipe under another label
     with pytest.raises(ModuleNotFoundError):

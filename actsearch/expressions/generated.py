@@ -1,4 +1,4 @@
-"""Importable homes for the modules compiled from candidates (``to_module``, ``get_activation``).
+"""Importable homes for the modules compiled from candidates (``actsearch.to_module``).
 
 A candidate's ``nn.Module`` class is generated source executed in memory. ``torch.compile``
 (Dynamo imports the module a function's globals belong to) and pickle (a class pickles as
@@ -15,7 +15,8 @@ the same printer: the same source, the same class. Nothing in the name is ever e
 Python; a name that does not decode to a recipe is an ImportError.
 
 Modules are held weakly (a long search compiles thousands): one lives while anything made from
-it does, or once it was imported (pickled, compiled), in ``sys.modules``.
+it does, or once it was imported (pickled, compiled), in ``sys.modules``. A process that unpickles
+rebuilds with its own actsearch: the same version makes the same parameters.
 
 Why an importable module rather than pickling instances by recipe (``__reduce__``): the same
 name serves Dynamo, pickle of instances *and* of classes, every pickle protocol, copy and spawn,

@@ -32,15 +32,29 @@ GELU_SIGMOID_SCALE = 1.702
 
 
 def _per_channel(p: Tensor, x: Tensor) -> Tensor:
-    """View a parameter of shape (C,) or (1,) so it broadcasts over (N, C, ...) in x's dtype."""
+    """View a parameter of shape (C,) or (1,) so it broadcasts over (N, C, ...) in x's dtype.
+
+    An input whose channel count (dim 1; dim 0 of an unbatched (C,) input) is not C is refused, as
+    ``nn.PReLU`` refuses it, rather than silently widened from 1 channel to C.
+    """
     p = p.to(dtype=x.dtype)
     if p.numel() == 1:
         return p.reshape(())
+    _check_channels(p.shape[0], x)
     if x.dim() < 2:  # an unbatched (C,) input
         return p
     shape = [1] * x.dim()
     shape[1] = p.numel()
     return p.view(shape)
+
+
+def _check_channels(channels: int, x: Tensor) -> None:
+    dim = 1 if x.dim() >= 2 else 0
+    if x.dim() == 0 or x.shape[dim] != channels:
+        raise ValueError(
+            f"this activation was built with num_channels={channels} but got an input with "
+            f"{x.shape[dim] if x.dim() > 0 else 0} channels on dim {dim} (shape {list(x.shape)})"
+        )
 
 
 def _channels(num_channels: int | None) -> int:
@@ -82,6 +96,8 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.1) -> Tensor:
 
 def prelu(x: Tensor, weight: Tensor) -> Tensor:
     """max(0, x) + α·min(0, x) with α learned, per channel on dim 1 (He et al. 2015, PReLU)."""
+    if weight.numel() != 1:  # F.prelu's own message is RuntimeError "Mismatch of parameter numbers"
+        _check_channels(weight.numel(), x)
     return F.prelu(x, weight.to(dtype=x.dtype))
 
 
@@ -97,7 +113,7 @@ def gelu_tanh(x: Tensor) -> Tensor:
 
 def gelu_sigmoid(x: Tensor) -> Tensor:
     """x·σ(1.702x): GELU's sigmoid approximation (Hendrycks & Gimpel 2016) = Swish, β=1.702."""
-    return x * torch.sigmoid(GELU_SIGMOID_SCALE * x)
+    return x * torch.sigmoid(1.702 * x)  # GELU_SIGMOID_SCALE: a literal, TorchScript reads no global float
 
 
 def swish(x: Tensor, beta: Tensor | float = 1.0) -> Tensor:
@@ -106,8 +122,8 @@ def swish(x: Tensor, beta: Tensor | float = 1.0) -> Tensor:
 
     β → 0 gives x/2 (linear), β → ∞ gives ReLU: Swish interpolates between the two.
     """
-    if isinstance(beta, Tensor):
-        beta = _per_channel(beta, x)
+    if isinstance(beta, Tensor):  # one return per type: TorchScript refines the Union per branch
+        return x * torch.sigmoid(_per_channel(beta, x) * x)
     return x * torch.sigmoid(beta * x)
 
 
@@ -118,6 +134,8 @@ def maxout_channelwise(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     can replace any activation; the layer form mixes inputs, see :class:`Maxout`.
     """
     k = weight.shape[-1]
+    if weight.shape[0] != 1:
+        _check_channels(weight.shape[0], x)
     shape = [1] * (x.dim() + 1)
     shape[-1] = k
     if weight.shape[0] != 1:
@@ -156,18 +174,29 @@ def identity(x: Tensor) -> Tensor:
 
 
 # --------------------------------------------------------------------------- modules
+_INPLACE = ("``inplace`` is accepted, as timm and torchvision pass it (``act_layer(inplace=True)``), "
+            "and ignored: the input is never modified.")
+
+
 class _Pointwise(nn.Module):
-    """A parameter-free activation: ``fn`` applied element-wise (its docstring is ``fn``'s)."""
+    """A parameter-free activation: a function applied element-wise (its docstring is the function's)."""
 
-    fn = staticmethod(identity)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return type(self).fn(x)
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
 
 
 def _pointwise(name: str, fn: Any) -> type[nn.Module]:
-    """The ``nn.Module`` twin of a parameter-free function (timm's layout: function + module)."""
-    return type(name, (_Pointwise,), {"__doc__": fn.__doc__, "fn": staticmethod(fn), "__module__": __name__})
+    """The ``nn.Module`` twin of a parameter-free function (timm's layout: function + module).
+
+    ``forward`` calls ``fn`` by closure, not through a class attribute, so that
+    ``torch.jit.script`` can compile it.
+    """
+
+    def forward(self: nn.Module, x: Tensor) -> Tensor:
+        return fn(x)
+
+    doc = f"{fn.__doc__}\n\n{_INPLACE}"
+    return type(name, (_Pointwise,), {"__doc__": doc, "forward": forward, "__module__": __name__})
 
 
 Sigmoid = _pointwise("Sigmoid", sigmoid)
@@ -188,73 +217,74 @@ Mish = _pointwise("Mish", mish)
 
 
 class _Constant(nn.Module):
-    """An activation with one fixed float constant, passed to ``fn`` (leaky ReLU's slope, ELU's α)."""
+    """An activation with one fixed float constant (leaky ReLU's slope, ELU's α)."""
 
-    fn = staticmethod(leaky_relu)
     constant = "negative_slope"
 
     def __init__(self, value: float) -> None:
         super().__init__()
         setattr(self, self.constant, float(value))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return type(self).fn(x, getattr(self, self.constant))
-
     def extra_repr(self) -> str:
         return f"{self.constant}={getattr(self, self.constant)}"
 
 
 class LeakyReLU(_Constant):
-    __doc__ = leaky_relu.__doc__
+    __doc__ = f"{leaky_relu.__doc__}\n\n{_INPLACE}"
 
-    def __init__(self, negative_slope: float = 0.1) -> None:
+    def __init__(self, negative_slope: float = 0.1, inplace: bool = False) -> None:
         super().__init__(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return leaky_relu(x, self.negative_slope)
 
 
 class ELU(_Constant):
-    __doc__ = elu.__doc__
-    fn = staticmethod(elu)
+    __doc__ = f"{elu.__doc__}\n\n{_INPLACE}"
     constant = "alpha"
 
-    def __init__(self, alpha: float = 1.0) -> None:
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__(alpha)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return elu(x, self.alpha)
 
 
 class _Learned(nn.Module):
     """An activation with one learned parameter of shape (C,) per channel, or (1,) shared."""
 
-    fn = staticmethod(prelu)
     parameter = "weight"
 
     def __init__(self, num_channels: int | None, init: float) -> None:
         super().__init__()
         setattr(self, self.parameter, nn.Parameter(torch.full((_channels(num_channels),), float(init))))
 
-    def forward(self, x: Tensor) -> Tensor:
-        return type(self).fn(x, getattr(self, self.parameter))
-
     def extra_repr(self) -> str:
         return f"num_parameters={getattr(self, self.parameter).numel()}"
 
 
 class PReLU(_Learned):
-    """PReLU: ``weight`` (α), shape (C,) per channel or (1,) shared; init 0.25 (He et al. 2015)."""
+    __doc__ = (f"PReLU: ``weight`` (α), shape (C,) per channel or (1,) shared; init 0.25 (He et al. 2015)."
+               f"\n\n{_INPLACE}")
 
-    def __init__(self, num_channels: int | None = None, init: float = 0.25) -> None:
+    def __init__(self, num_channels: int | None = None, init: float = 0.25, inplace: bool = False) -> None:
         super().__init__(num_channels, init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return prelu(x, self.weight)
 
 
 class Swish(_Learned):
-    """Swish x·σ(βx): ``beta`` of shape (C,) per channel, or (1,) shared; init 1.0 (= SiLU).
-
-    Ramachandran, Zoph & Le 2017 found it by the very search this package runs.
-    """
-
-    fn = staticmethod(swish)
+    __doc__ = (f"Swish x·σ(βx): ``beta`` of shape (C,) per channel, or (1,) shared; init 1.0 (= SiLU)."
+               "\n\nRamachandran, Zoph & Le 2017 found it by the very search this package runs."
+               f"\n\n{_INPLACE}")
     parameter = "beta"
 
-    def __init__(self, num_channels: int | None = None, beta: float = 1.0) -> None:
+    def __init__(self, num_channels: int | None = None, beta: float = 1.0, inplace: bool = False) -> None:
         super().__init__(num_channels, beta)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return swish(x, self.beta)
 
 
 class MaxoutActivation(nn.Module):
@@ -262,10 +292,11 @@ class MaxoutActivation(nn.Module):
 
     Initialized to ReLU — slopes evenly spaced from 1 to 0, offsets 0, so the pieces are x, …, 0
     — which starts a network at a known baseline; training can bend it into Leaky ReLU, |x| or any
-    convex piecewise-linear function with k pieces.
+    convex piecewise-linear function with k pieces. ``inplace`` is accepted (timm's and torchvision's
+    convention) and ignored.
     """
 
-    def __init__(self, num_channels: int | None = None, k: int = 2) -> None:
+    def __init__(self, num_channels: int | None = None, k: int = 2, inplace: bool = False) -> None:
         super().__init__()
         if k < 1:
             raise ValueError(f"maxout needs k >= 1 affine pieces, got {k}")

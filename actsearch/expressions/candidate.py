@@ -23,7 +23,8 @@ from sympy.core.sympify import _sympify
 from torch import nn
 
 from ..errors import CompileError
-from .printing.torch import compiled_function, compiled_members, print_torch
+from .generated import compiled_members
+from .printing.torch import compiled_function, print_torch
 
 __all__ = ["X", "Candidate", "beta_symbol", "PROBE_RANGE", "PROBE_GRID"]
 

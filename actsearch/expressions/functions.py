@@ -126,5 +126,5 @@ class safediv(_Primitive):  # noqa: N801
 
 
 def _sign_nonzero(b: sp.Expr) -> sp.Expr:
-    """sign(b) with sign(0) = +1, as torch's ``copysign(ε, b)`` treats +0."""
+    """sign(b) with sign(0) = +1, as the torch and C forms (ε with b's sign bit) treat +0."""
     return sp.Piecewise((1, b >= 0), (-1, True))

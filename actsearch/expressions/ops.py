@@ -91,8 +91,10 @@ _ROWS: list[Op] = [
     _b("add", "x1 + x2", lambda a, b: a + b),
     _b("mul", "x1 · x2", lambda a, b: a * b),
     _b("sub", "x1 − x2", lambda a, b: a - b),
+    # ε takes x2's sign bit, as C's copysignf: 1/x2 < 0 reads it (−0.0 included) where
+    # torch.copysign would decompose to prims.signbit, which ONNX has no operator for.
     _b("div", "x1 / (x2 + ε)", safediv, func=safediv,
-       torch="({0}) / ({1} + torch.copysign(torch.full_like({1}, EPS), {1}))",
+       torch="({0}) / torch.where(1.0 / ({1}) < 0, ({1}) - EPS, ({1}) + EPS)",
        c="({0}) / (({1}) + copysignf(EPS, {1}))",
        aliases=("safediv",), safe="x1/(x2 ± ε) with ε's sign following x2: |denominator| ≥ ε"),
     _b("max", "max(x1, x2)", sp.Max, func=sp.Max, torch="torch.maximum({0}, {1})", c="_max({0}, {1})"),

@@ -4,7 +4,7 @@ imported by them, not here — ``import actsearch`` need not load a C code gener
 from the operator table's ``torch`` and ``c`` columns."""
 from __future__ import annotations
 
-from .torch import Printable, TorchPrinter, compiled_function, compiled_members, load_source, module_source, print_torch, python_name
+from .torch import Printable, TorchPrinter, compiled_function, load_source, module_source, print_torch, python_name
 
 __all__ = ["Printable", "TorchPrinter", "print_torch", "module_source", "load_source", "python_name",
-           "compiled_members", "compiled_function"]
+           "compiled_function"]

@@ -26,7 +26,7 @@ from ..functions import EPS, sigmoid, softplus
 from ..ops import torch_forms
 
 __all__ = ["Printable", "TorchPrinter", "print_torch", "module_source", "load_source", "python_name",
-           "compiled_members", "compiled_function"]
+           "compiled_function"]
 
 
 class Printable(Protocol):
@@ -249,8 +249,22 @@ EPS = {EPS!r}
 
 
 def _per_channel(p: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """View a per-channel (C,) parameter so it broadcasts over x laid out (N, C, ...)."""
-    return p if p.dim() == 0 else p.view(1, -1, *([1] * (x.dim() - 2)))
+    """View a per-channel (C,) parameter so it broadcasts over x laid out (N, C, ...).
+
+    An input whose channel count (dim 1; dim 0 of a 1-D input) is not C is refused, as
+    ``nn.PReLU`` refuses it: broadcasting would silently widen a 1-channel input to C channels.
+    """
+    if p.dim() == 0:
+        return p
+    dim = 1 if x.dim() >= 2 else 0
+    if x.dim() == 0 or x.shape[dim] != p.shape[0]:
+        raise ValueError(
+            f"this activation was built with num_channels={{p.shape[0]}} but got an input with "
+            f"{{x.shape[dim] if x.dim() > 0 else 0}} channels on dim {{dim}} (shape {{list(x.shape)}})"
+        )
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    return p.view(shape)
 '''
 
 
@@ -293,7 +307,6 @@ def {fn}(x: torch.Tensor{beta_args}) -> torch.Tensor:
 def _activation_source(cand: Printable, name: str, doc: str) -> str:
     fn = python_name(name)
     cls = python_name(name, cls=True)
-    call_args = "".join(f", _per_channel(self.{b}, x)" for b in cand.betas)
     shape = "(num_channels,)" if cand.beta_per_channel else "()"
     if cand.beta_trainable:
         params = "".join(
@@ -310,17 +323,27 @@ def _activation_source(cand: Printable, name: str, doc: str) -> str:
         if cand.betas
         else "\n        self.num_channels = num_channels"
     )
+    # forward repeats the function's body rather than calling it: with β as tensors only and ε
+    # as a local, torch.jit.script compiles it (it reads no global float and no Tensor | float).
+    body = print_torch(cand.expr, list(cand.betas), cand.x)
+    lines = [f"{b} = _per_channel(self.{b}, x)" for b in cand.betas]
+    if re.search(r"\bEPS\b", body):
+        lines.append(f"EPS = {EPS!r}")
+    lines.append(f"return {body}")
+    forward = "".join(f"\n        {line}" for line in lines)
     fdoc = f"f(x) = {cand.text}\n\nLaTeX: {cand.latex}\n{doc}"
+    cdoc = (f"The activation f(x) = {cand.text} as a module; β per channel when num_channels is given.\n\n"
+            "``inplace`` is accepted for timm's and torchvision's ``act_layer(inplace=True)`` and ignored: "
+            "the input is never modified." + (chr(10) + doc if doc else ""))
     return _function_source(cand, fn, fdoc) + f'''
 
 class {cls}(nn.Module):
-{_docstring(f"The activation f(x) = {cand.text} as a module; β per channel when num_channels is given." + (chr(10) + doc if doc else ""), "    ")}
+{_docstring(cdoc, "    ")}
 
-    def __init__(self, num_channels: int | None = None) -> None:
+    def __init__(self, num_channels: int | None = None, inplace: bool = False) -> None:
         super().__init__(){init}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return {fn}(x{call_args})
+    def forward(self, x: torch.Tensor) -> torch.Tensor:{forward}
 '''
 
 
@@ -357,18 +380,20 @@ def module_source(
     return "".join(parts)
 
 
-def load_source(source: str, label: str = "candidate") -> ModuleType:
+def load_source(source: str, label: str = "candidate", name: str | None = None) -> ModuleType:
     """Execute generated source as a module registered with linecache (readable tracebacks).
 
     The entry is removed when the module is garbage-collected, as ``sympy.lambdify`` does for its
     functions. The module's own namespace holds the module (``__actsearch_module__``), so it lives
     as long as anything defined in it — a function, a class, an ``nn.Module`` built from that
-    class — and the generated lines stay readable exactly as long as they can run.
+    class — and the generated lines stay readable exactly as long as they can run. ``name`` is the
+    module's ``__name__`` (an importable one, see :mod:`actsearch.expressions.generated`); by
+    default the module is named after its pseudo file name and cannot be imported.
     """
     filename = f"<actsearch-{python_name(label)}-{next(_counter)}>"
     code = compile(source, filename, "exec")
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    module = ModuleType(filename)
+    module = ModuleType(name or filename)
     module.__file__ = filename
     module.__dict__["__actsearch_module__"] = module
     weakref.finalize(module, linecache.cache.pop, filename, None)
@@ -376,14 +401,8 @@ def load_source(source: str, label: str = "candidate") -> ModuleType:
     return module
 
 
-def compiled_members(cand: Printable) -> tuple[Callable[..., object], type]:
-    """The (function, module class) pair for one candidate."""
-    mod = load_source(module_source([cand], ["activation"]), label=cand.text[:40])
-    return mod.activation, mod.Activation
-
-
 def compiled_function(cand: Printable) -> Callable[..., object]:
     """The function alone, f(x, *betas): what fingerprints, probes and plots evaluate — without the
-    module class and the LaTeX of :func:`compiled_members` (a search keys thousands of structures)."""
+    module class and the LaTeX of :func:`actsearch.expressions.generated.compiled_members` (a search keys thousands of structures)."""
     source = "from __future__ import annotations\n\n" + _PRELUDE + _function_source(cand, "activation", f"f(x) = {cand.text}")
     return load_source(source, label=cand.text[:40]).activation

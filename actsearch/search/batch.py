@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -51,6 +52,16 @@ def _safe_set(trial: Trial, key: str, value: Any) -> None:
         pass  # finished meanwhile (another process cleaned up after an interrupt)
 
 
+def _report(item: Item, value: float, step: int) -> None:
+    """``trial.report``, unless the trial was finished meanwhile by someone else: this worker was
+    stopped (SIGSTOP, a frozen container) past the grace period, another failed its trial as stale
+    and trains the retry. The item is then taken: it leaves the population and is never told."""
+    try:
+        item.trial.report(value, step)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        item.taken = item.pruned = True
+
+
 def has_heartbeats(study: optuna.Study) -> bool:
     """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
     return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
@@ -66,6 +77,7 @@ class Item:
     members: list[int] = field(default_factory=list)  # population indices (one per seed)
     pruned: bool = False
     done: bool = False
+    taken: bool = False  # finished by another worker while this one was stopped (see _report)
 
 
 class Reporter:
@@ -104,8 +116,8 @@ class Reporter:
         self.sent.add(key)
         if item.pruned:
             return
-        item.trial.report(statistics.fmean(got.values()), step)
-        if self.prune and item.trial.should_prune():
+        _report(item, statistics.fmean(got.values()), step)
+        if self.prune and not item.taken and item.trial.should_prune():
             item.pruned = True
 
 
@@ -221,6 +233,11 @@ class Batch:
         return out
 
     def _finish(self, item: Item, rs: list[TrainResult], reporter: Reporter) -> None:
+        if item.taken or self.study._storage.get_trial(item.trial._trial_id).state.is_finished():
+            item.done = True  # its retry is someone else's now: nothing of this run is written to it
+            print(f"actsearch: trial {item.trial.number} was failed as stale and retried by another worker while "
+                  "this one was stopped; its result here is dropped, moving on", file=sys.stderr)
+            return
         status, reason = overall_status(rs)
         if any(r.status == "error" for r in rs):
             status, reason = "error", next(r.reason for r in rs if r.status == "error")
@@ -235,7 +252,7 @@ class Batch:
         if not self.settings.multi_objective:  # checkpoints the reporter could not flush (last member gone)
             for step, acc in rs[0].curve:
                 if (item.trial.number, step) not in reporter.sent and len(rs) == 1:
-                    item.trial.report(acc, step)
+                    _report(item, acc, step)
         self._plot(item)
         if item.pruned or status == "pruned":
             self._tell(item, state=TrialState.PRUNED)
@@ -278,7 +295,7 @@ class Batch:
             self._tell(item, values=list(orig.values))
         elif orig.state == TrialState.PRUNED:
             for step, v in sorted(orig.intermediate_values.items()):
-                item.trial.report(v, step)
+                _report(item, v, step)
             self._tell(item, state=TrialState.PRUNED)
         else:
             self._tell(item, state=TrialState.FAIL)
@@ -289,6 +306,9 @@ class Batch:
         self._tell(item, state=TrialState.FAIL)
 
     def _tell(self, item: Item, values: list[float] | None = None, state: TrialState | None = None) -> None:
+        if item.taken:  # another worker finished it (see _report)
+            item.done = True
+            return
         frozen = self.study.tell(item.trial, values=values, state=state, skip_if_finished=True)
         item.done = True
         if self.on_trial is not None:

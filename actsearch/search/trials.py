@@ -15,6 +15,7 @@ from typing import Callable
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import ForeignStudyError
 from .settings import BUDGET_ATTR, EVALUATED_FAILURES, MAX_RETRIES, OWN_FAILURES
 
 __all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
@@ -53,6 +54,9 @@ def budget_state(study: optuna.Study) -> BudgetState:
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
     budget = study._storage.get_study_user_attrs(study._study_id).get(BUDGET_ATTR)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        raise ForeignStudyError(f"study {study.study_name!r}: its {BUDGET_ATTR!r} user attribute is {budget!r:.40}, "
+                                "not a number of trials (set by another tool?); pass another --study")
     return BudgetState(budget=None if budget is None else int(budget),
                        counted=sum(counted(t, replaced) for t in trials),
                        waiting=sum(t.state == TrialState.WAITING for t in trials),

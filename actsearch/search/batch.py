@@ -35,7 +35,7 @@ from ..expressions import Candidate, Space, plot_function
 from ._signals import sigint_deferred
 from .samplers import activation_cost, population_seeds
 from .settings import EVALUATED_FAILURES, SearchSettings, fidelity_for
-from .trials import over_budget, replaced_numbers
+from .trials import beats_in_attrs, over_budget, replaced_numbers
 
 __all__ = ["Batch", "Item", "Reporter", "OnTrial", "has_heartbeats"]
 
@@ -63,8 +63,10 @@ def _report(item: Item, value: float, step: int) -> None:
 
 
 def has_heartbeats(study: optuna.Study) -> bool:
-    """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
-    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
+    """Whether a dead worker's trials are found stale: the storage's heartbeats (a database), or
+    actsearch's own in trial attributes (a journal file). Without either they never leave RUNNING."""
+    storage = study._storage
+    return getattr(storage, "get_heartbeat_interval", lambda: None)() is not None or beats_in_attrs(storage)
 
 
 @dataclass(eq=False)  # identity semantics: items are used as set members

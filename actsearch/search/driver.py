@@ -35,7 +35,7 @@ from .samplers import ExhaustiveSampler, make_pruner, make_sampler, seed_for_wor
 from .settings import BUDGET_ATTR, REFERENCES_ATTR, SearchSettings, fidelity_for
 from .storage import (artifact_store, check_storage_file, create_or_load_study, load_study, open_storage,
                       read_settings)
-from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, retry_lost
+from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, fail_stale_beats, retry_lost
 
 __all__ = ["run_worker", "run_search", "RunConfig", "open_study"]
 
@@ -79,6 +79,7 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
     while True:
         check_storage_file(study._storage)  # deleted under the run: say so now, not lose what follows
         optuna.storages.fail_stale_trials(study)  # a dead worker's trials come back as WAITING retries
+        fail_stale_beats(study)  # … on a journal file too, from actsearch's own heartbeats
         if has_heartbeats(study):
             retry_lost(study)  # … even when the one failing them died too
         state = budget_state(study) if budget else None

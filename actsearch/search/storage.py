@@ -14,6 +14,12 @@ a database engine, a JournalStorage file (``--storage results/journal.log`` or `
 
 Artifacts (the f/f′ plot of each trained candidate) go to a FileSystemArtifactStore in
 ``artifacts/`` next to a file storage (``results/artifacts/`` by default).
+
+Faults. A storage that fails under a running command — unreachable past
+:func:`storage_patience`, full, damaged, its file deleted (:func:`check_storage_file`) — is a
+:class:`~actsearch.errors.StorageError`: one line, exit status 2. A journal's broken last record
+is set aside, never appended behind (:class:`_JournalFile`). The user's view of all of it, storage
+by storage: docs/explanation/reliability.md.
 """
 from __future__ import annotations
 
@@ -356,6 +362,13 @@ def _fatal_reason(exc: BaseException) -> str | None:
     return next((why for key, why in _FATAL.items() if key in text), None)
 
 
+def _database_error(exc: BaseException) -> bool:
+    """An error the database itself answered (not a bug of the caller's arguments)."""
+    import sqlalchemy.exc as sa_exc  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
+
+    return isinstance(exc, (optuna.exceptions.StorageInternalError, sa_exc.DBAPIError))
+
+
 def is_transient(exc: BaseException) -> bool:
     """A database error worth retrying: a lost/refused connection, a restart, a lock timeout."""
     import sqlalchemy.exc as sa_exc  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
@@ -450,6 +463,8 @@ def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
                     raise StorageError(f"storage {_redact(self.url)}: {_first_line(exc)} — {_fatal_reason(exc)}; "
                                        "finished trials are kept") from None
                 if not is_transient(exc):
+                    if _database_error(exc):  # e.g. a table dropped under the run: no traceback
+                        raise StorageError(f"storage {_redact(self.url)}: {_first_line(exc)}") from None
                     raise
                 if time.monotonic() + delay > deadline:
                     self.gave_up = True

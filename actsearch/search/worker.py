@@ -20,7 +20,7 @@ beating; after ``GRACE_PERIOD`` s (120; env ``ACTSEARCH_GRACE_PERIOD``) the next
 fails its trials and Optuna's RetryHeartbeatStaleTrialCallback re-queues each as a WAITING copy
 (``retry_history`` names the original, which then no longer counts), which the next ``ask`` of
 any worker takes. Workers whose budget is spent wait while others' trials still run, so the last
-trials of a study are retried too. SIGTERM/Ctrl-C re-queue the worker's trials at once. Transient
+trials of a study are retried too. SIGTERM, SIGHUP and Ctrl-C re-queue the worker's trials at once. Transient
 database errors are retried with backoff (:class:`actsearch.search.RetryingRDBStorage`).
 """
 from __future__ import annotations

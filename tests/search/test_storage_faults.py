@@ -369,14 +369,18 @@ def test_postgres_down_longer_than_the_limit_ends_in_one_line(pg_url: str, tmp_p
 
 # ------------------------------------------------------------ 7. damaged files, long names
 def test_a_sqlite_file_with_garbage_pages_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    """An intact header over garbage pages used to end in a ~95-line traceback."""
+    """A file that opens (header, schema and study tables intact) but whose trial tables are
+    garbage used to end in a ~95-line traceback at the first read of the trials."""
     db = tmp_path / "bad.db"
     _create(f"sqlite:///{db}", "b", 2, tmp_path)
     con = sqlite3.connect(str(db))
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    size = con.execute("PRAGMA page_size").fetchone()[0]
+    roots = [r for (r,) in con.execute("SELECT rootpage FROM sqlite_master WHERE tbl_name LIKE 'trial%' AND rootpage > 1")]
     con.close()
     data = bytearray(db.read_bytes())
-    data[4096:] = bytes((i * 37 + 11) % 256 for i in range(len(data) - 4096))  # every page but the first
+    for page in roots:
+        data[(page - 1) * size:page * size] = bytes((i * 37 + 11) % 256 for i in range(size))
     db.write_bytes(bytes(data))
     for argv in (["top"], [*SEARCH, "--trials", "2"]):
         capsys.readouterr()
@@ -409,3 +413,25 @@ def test_trials_0_with_two_workers_trains_what_is_queued(tmp_path: Path) -> None
     assert out.returncode == 0, out.stderr[-2000:]
     states = [t.state for t in load_study(url, "q").get_trials()]
     assert TrialState.WAITING not in states and states.count(TrialState.COMPLETE) == 3, states
+
+
+@pytest.mark.slow
+def test_a_killed_search_on_a_journal_file_has_its_trials_retried(tmp_path: Path) -> None:
+    """Optuna's journal storage keeps no heartbeats: a SIGKILLed search used to leave its trials
+    RUNNING forever. actsearch's own heartbeats (a trial attribute) let the next run fail them
+    stale after the grace period and train their retries."""
+    url = f"journal:{tmp_path}/k.log"
+    _create(url, "k", 4, tmp_path)
+    p = _slow([*SEARCH, "--storage", url, "--study", "k", "--trials", "0"], 60.0, tmp_path)
+    try:
+        running = _wait_running(url, "k", p)
+    finally:
+        p.kill()
+        p.communicate(timeout=30)
+    time.sleep(5)  # > the 4 s grace period
+    out = _run([*SEARCH, "--storage", url, "--study", "k", "--trials", "0"], tmp_path, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    trials = _check_once(url, "k", 4)
+    for n in running:
+        assert trials[n].state == TrialState.FAIL
+        assert [t.state for t in trials if n in t.system_attrs.get("retry_history", ())] == [TrialState.COMPLETE]

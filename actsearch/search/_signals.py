@@ -45,7 +45,8 @@ def stop_on_signals() -> Iterator[None]:
     if not _main_thread():
         yield
         return
-    others = [s for s in STOP_SIGNALS if s != signal.SIGINT]
+    # A signal the process was started ignoring (``nohup`` ignores SIGHUP) stays ignored.
+    others = [s for s in STOP_SIGNALS if s != signal.SIGINT and signal.getsignal(s) != signal.SIG_IGN]
     old = {s: signal.signal(s, _raise_stopped) for s in others}
     try:
         yield

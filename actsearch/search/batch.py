@@ -35,7 +35,7 @@ from ..expressions import Candidate, Space, plot_function
 from ._signals import sigint_deferred
 from .samplers import activation_cost, population_seeds
 from .settings import EVALUATED_FAILURES, SearchSettings, fidelity_for
-from .trials import beats_in_attrs, over_budget, replaced_numbers
+from .trials import beat, beats_in_attrs, over_budget, replaced_numbers
 
 __all__ = ["Batch", "Item", "Reporter", "OnTrial", "has_heartbeats"]
 
@@ -144,6 +144,7 @@ class Batch:
             self.items.append(item)
             _safe_set(trial, "run", self.run_id)
             _safe_set(trial, "worker", self.worker)
+            beat(self.study._storage, trial._trial_id)  # a journal's first beat: before anything can kill it
         try:
             item.cand = self.space.suggest(trial)
         except Exception as exc:  # the grammar produced something the compiler refuses

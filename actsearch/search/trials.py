@@ -23,7 +23,7 @@ from .storage import heartbeat_settings
 
 __all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
            "evaluated_keys", "cleanup_run", "LOST_ATTR", "requeue", "retry_lost", "Heartbeat", "BEAT_ATTR",
-           "beats_in_attrs", "fail_stale_beats"]
+           "beats_in_attrs", "beat", "fail_stale_beats"]
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -171,6 +171,12 @@ def beats_in_attrs(storage: Any) -> bool:
     return isinstance(storage, JournalStorage)
 
 
+def beat(storage: Any, trial_id: int) -> None:
+    """Record a heartbeat of a trial in :data:`BEAT_ATTR` (a journal file; a database records its own)."""
+    if beats_in_attrs(storage):
+        storage.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+
+
 def fail_stale_beats(study: optuna.Study) -> list[int]:
     """For a journal file, what Optuna's ``fail_stale_trials`` and RetryHeartbeatStaleTrialCallback
     do for a database: fail every RUNNING trial whose last beat is older than the grace period and
@@ -224,7 +230,7 @@ class Heartbeat:
             for trial_id in self.trial_ids():
                 try:
                     if in_attrs:
-                        self.storage.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+                        beat(self.storage, trial_id)
                     else:
                         self.storage.record_heartbeat(trial_id)
                 except Exception:  # a missed beat is retried; the grace period covers a few

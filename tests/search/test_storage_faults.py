@@ -431,7 +431,8 @@ def test_a_killed_search_on_a_journal_file_has_its_trials_retried(tmp_path: Path
     time.sleep(5)  # > the 4 s grace period
     out = _run([*SEARCH, "--storage", url, "--study", "k", "--trials", "0"], tmp_path, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
-    trials = _check_once(url, "k", 4)
+    trials = load_study(url, "k").get_trials()
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], trials
     for n in running:
         assert trials[n].state == TrialState.FAIL
         assert [t.state for t in trials if n in t.system_attrs.get("retry_history", ())] == [TrialState.COMPLETE]

@@ -237,9 +237,7 @@ class Batch:
 
     def _finish(self, item: Item, rs: list[TrainResult], reporter: Reporter) -> None:
         if item.taken or self.study._storage.get_trial(item.trial._trial_id).state.is_finished():
-            item.done = True  # its retry is someone else's now: nothing of this run is written to it
-            print(f"actsearch: trial {item.trial.number} was failed as stale and retried by another worker while "
-                  "this one was stopped; its result here is dropped, moving on", file=sys.stderr)
+            self._taken(item)  # its retry is someone else's now: nothing of this run is written to it
             return
         status, reason = overall_status(rs)
         if any(r.status == "error" for r in rs):
@@ -310,12 +308,21 @@ class Batch:
 
     def _tell(self, item: Item, values: list[float] | None = None, state: TrialState | None = None) -> None:
         if item.taken:  # another worker finished it (see _report)
-            item.done = True
+            self._taken(item)
             return
         frozen = self.study.tell(item.trial, values=values, state=state, skip_if_finished=True)
         item.done = True
+        if frozen.state != (state or TrialState.COMPLETE):  # it was finished elsewhere (skip_if_finished)
+            self._taken(item)
+            return
         if self.on_trial is not None:
             self.on_trial(frozen)
+
+    def _taken(self, item: Item) -> None:
+        """Drop a trial another worker finished while this one was stopped (see :func:`_report`)."""
+        item.done = True
+        print(f"actsearch: trial {item.trial.number} was failed as stale and retried by another worker while "
+              "this one was stopped; its result here is dropped, moving on", file=sys.stderr)
 
     def admit(self, items: list[Item], budget: int) -> int:
         """Fail the just-asked trials that exceed the study's budget (another worker asked first);

@@ -48,8 +48,9 @@ def _slow(argv: list[str], seconds: float, cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_running(url: str, name: str, proc: subprocess.Popen, pid: int | None = None, timeout: float = 90) -> list[int]:
-    """Numbers of the RUNNING trials (of process ``pid``, if given) once there are some."""
+def _wait_running(url: str, name: str, proc: subprocess.Popen, pid: int | None = None, timeout: float = 90,
+                  count: int = 1) -> list[int]:
+    """Numbers of the RUNNING trials (of process ``pid``, if given) once there are ``count``."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         try:
@@ -58,7 +59,7 @@ def _wait_running(url: str, name: str, proc: subprocess.Popen, pid: int | None =
             trials = []
         mine = [t.number for t in trials if "key" in t.user_attrs
                 and (pid is None or t.user_attrs.get("worker", "").endswith(f":{pid}"))]
-        if mine:
+        if len(mine) >= count:
             return mine
         time.sleep(0.3)
     out, err = proc.communicate(timeout=30) if proc.poll() is not None else ("", "")
@@ -183,7 +184,8 @@ def test_a_worker_frozen_past_the_grace_period_moves_on_when_resumed(backend: st
     victim = _start(url, "z", tmp_path, slow=8)
     procs = [victim]
     try:
-        mine = _wait_running(url, "z", victim, pid=victim.pid)
+        mine = _wait_running(url, "z", victim, pid=victim.pid, count=2)  # its batch: asked, training
+        time.sleep(0.5)  # (its population sleeps 8 s before training: stopped in there)
         os.kill(victim.pid, signal.SIGSTOP)
         rescuer = _start(url, "z", tmp_path)  # fails the frozen trials stale after 4 s, trains the retries
         procs.append(rescuer)
@@ -196,8 +198,10 @@ def test_a_worker_frozen_past_the_grace_period_moves_on_when_resumed(backend: st
                 os.kill(p.pid, signal.SIGCONT)
                 p.kill()
                 p.wait()
-    assert victim.returncode == 0, err[-3000:]
-    assert "retried by another worker while this one was stopped" in err, err[-2000:]
+    table = [(t.number, t.state.name, t.user_attrs.get("worker"), t.system_attrs.get("retry_history"))
+             for t in load_study(url, "z").get_trials()]
+    assert victim.returncode == 0, (err[-3000:], mine, table)
+    assert "retried by another worker while this one was stopped" in err, (err[-2000:], mine, table)
     trials = _check_once(url, "z", 4)
     for n in mine:
         assert trials[n].state == TrialState.FAIL

@@ -38,21 +38,24 @@ def _main_thread() -> bool:
 
 
 @contextlib.contextmanager
-def stop_on_signals() -> Iterator[None]:
+def _handling(signals: list[int], handler: Any) -> Iterator[dict[int, Any]]:
+    """``handler`` for ``signals`` inside the block (main thread only: elsewhere nothing is
+    installed and the dict is empty); the handlers before it are yielded and restored after."""
+    old = {s: signal.signal(s, handler) for s in signals} if _main_thread() else {}
+    try:
+        yield old
+    finally:
+        for s, previous in old.items():
+            signal.signal(s, previous)
+
+
+def stop_on_signals() -> contextlib.AbstractContextManager[dict[int, Any]]:
     """Inside the block SIGTERM and SIGHUP raise :class:`Stopped`, as SIGINT raises
     KeyboardInterrupt (their default would end the process on the spot, leaving its trials
-    RUNNING and the workers it started training on)."""
-    if not _main_thread():
-        yield
-        return
-    # A signal the process was started ignoring (``nohup`` ignores SIGHUP) stays ignored.
-    others = [s for s in STOP_SIGNALS if s != signal.SIGINT and signal.getsignal(s) != signal.SIG_IGN]
-    old = {s: signal.signal(s, _raise_stopped) for s in others}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    RUNNING and the workers it started training on). A signal the process was started ignoring
+    (``nohup`` ignores SIGHUP) stays ignored."""
+    return _handling([s for s in STOP_SIGNALS if s != signal.SIGINT and signal.getsignal(s) != signal.SIG_IGN],
+                     _raise_stopped)
 
 
 @contextlib.contextmanager
@@ -61,9 +64,6 @@ def sigint_deferred() -> Iterator[None]:
     storage call; asking a trial and tagging it as this run's — happens whole: cut in half, it
     leaves a trial RUNNING that no cleanup knows, or a pooled connection mid-transaction. A second
     one interrupts at once (a call hung on an unreachable server)."""
-    if not _main_thread():
-        yield
-        return
     caught: list[tuple[int, Any]] = []
 
     def defer(signum: int, frame: Any) -> None:
@@ -71,12 +71,10 @@ def sigint_deferred() -> Iterator[None]:
         if len(caught) > 1:
             raise Stopped(signum) if signum != signal.SIGINT else KeyboardInterrupt
 
-    old = {s: signal.signal(s, defer) for s in STOP_SIGNALS}
     try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        with _handling(list(STOP_SIGNALS), defer) as old:
+            yield
+    finally:  # also when the block raised: a caller that retries the call must not lose the signal
         if len(caught) == 1:  # (a second one has raised already)
             signum, frame = caught[0]
             handler = old[signum]
@@ -88,15 +86,6 @@ def sigint_deferred() -> Iterator[None]:
                 raise KeyboardInterrupt
 
 
-@contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
+def sigint_ignored() -> contextlib.AbstractContextManager[dict[int, Any]]:
     """While bookkeeping after a stop signal runs, a second one must not cut it short."""
-    if not _main_thread():
-        yield
-        return
-    old = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+    return _handling(list(STOP_SIGNALS), signal.SIG_IGN)

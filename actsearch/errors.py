@@ -20,6 +20,8 @@ __all__ = [
     "UnknownExperimentError",
     "SpaceError",
     "StudyNotFoundError",
+    "ForeignStudyError",
+    "StorageError",
     "DatasetError",
     "CompileError",
     "CodegenError",
@@ -94,6 +96,16 @@ class SpaceError(ActsearchError, ValueError):
 
 class StudyNotFoundError(ActsearchError, LookupError):
     """The named Optuna study does not exist in the given storage."""
+
+
+class ForeignStudyError(ActsearchError):
+    """A study that ``actsearch search`` did not create (plain Optuna, another tool): never adopted
+    or written to, since its direction, parameters and attributes mean something else."""
+
+
+class StorageError(ActsearchError):
+    """The storage failed under a running command: unreachable past the patience limit, full,
+    deleted or damaged. Finished trials stay where they were written; the message says what to do."""
 
 
 class DatasetError(ActsearchError, ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -47,9 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ActsearchError as exc:
         print(f"actsearch: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("actsearch: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP handled like it (exc.signum)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"actsearch: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
     except BrokenPipeError:  # `actsearch ops | head`: the reader left, which is not an error
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -19,8 +19,9 @@ __all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export", "cmd_predict"]
 
 def cmd_top(args: argparse.Namespace) -> int:
     study = load_study(args.storage, args.study)
+    rows = leaderboard(study)  # refuses a study actsearch did not create before printing anything
     print(study_summary(study))
-    print(format_leaderboard(leaderboard(study), args.k))
+    print(format_leaderboard(rows, args.k))
     return 0
 
 

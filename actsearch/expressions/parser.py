@@ -24,7 +24,11 @@ __all__ = ["parse", "MAX_LENGTH", "MAX_DEPTH", "FLOAT32_MAX"]
 
 MAX_LENGTH = 1000  # characters: a real activation is a few dozen
 MAX_DEPTH = 40  # nesting of the expression tree
-MAX_EXPONENT = 16.0  # x**e with |e| above this is an overflow, not an activation
+#: x**e with |e| above this is an overflow, not an activation. Nested powers multiply — (a**m)**n
+#: is a**(m·n), and sympy merges it so — and the rule bounds the product along every nesting, so an
+#: accepted expression is at most a polynomial of degree 16 in its parts: its expansion, derivative
+#: and compiled form stay small (work and memory bounded with MAX_LENGTH).
+MAX_EXPONENT = 16.0
 #: The largest float32: a candidate trains in float32, so a constant beyond it is inf there.
 FLOAT32_MAX = 3.4028234663852886e38
 _BETA = re.compile(r"^(beta|β)(\d{0,3})$")
@@ -120,6 +124,10 @@ class _Builder:
                 raise self.fail(f"the exponent {right} is out of range (|e| ≤ {MAX_EXPONENT:g})")
             if left.is_number and abs(float(left)) > 1e6:
                 raise self.fail("the base of a constant power is out of range")
+            power = _power(left) * abs(float(right))
+            if power > MAX_EXPONENT:
+                raise self.fail(f"nested powers raise x to the power {power:g}, out of range (the exponents "
+                                f"along a nesting multiply: |m·n| ≤ {MAX_EXPONENT:g})")
             return left**right
         raise self.fail(f"the operator {type(op).__name__} is not allowed")
 
@@ -146,6 +154,17 @@ class _Builder:
         if exact is not None and args[0].is_number and args[0].is_positive:
             return exact(args[0])
         return op.build(*args, *betas)
+
+
+def _power(expr: sp.Expr) -> float:
+    """The largest product of |exponents| along any path of nested powers in ``expr`` (1 if none):
+    what a new exponent multiplies. Constant parts do not count."""
+    if not expr.free_symbols:
+        return 1.0
+    inner = max((_power(a) for a in expr.args if isinstance(a, sp.Expr)), default=1.0)
+    if isinstance(expr, sp.Pow) and expr.exp.is_number:
+        return max(1.0, abs(float(expr.exp))) * inner
+    return inner
 
 
 def _describe(node: ast.AST) -> str:
@@ -190,6 +209,9 @@ def parse(text: str) -> Candidate:
         raise ParseError(f"cannot parse {text!r}: {exc or type(exc).__name__}") from None
     if not isinstance(expr, sp.Expr) or expr.has(sp.zoo, sp.nan, sp.oo, -sp.oo, sp.I):
         raise ParseError(f"cannot parse {text!r}: it is not a finite real function of x")
+    if _power(expr) > MAX_EXPONENT:  # sympy merged powers of one base: x**16*x**16 is x**32
+        raise ParseError(f"cannot parse {text!r}: it raises x to the power {_power(expr):g}, out of range "
+                         f"(|e| ≤ {MAX_EXPONENT:g}, exponents of nested or merged powers counted together)")
     _check_constants(expr, text)
     return Candidate(expr, builder.betas, source=text)
 

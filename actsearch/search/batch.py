@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import statistics
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,7 +35,7 @@ from ..expressions import Candidate, Space, plot_function
 from ._signals import sigint_deferred
 from .samplers import activation_cost, population_seeds
 from .settings import EVALUATED_FAILURES, SearchSettings, fidelity_for
-from .trials import over_budget, replaced_numbers
+from .trials import beat, beats_in_attrs, over_budget, replaced_numbers
 
 __all__ = ["Batch", "Item", "Reporter", "OnTrial", "has_heartbeats"]
 
@@ -51,9 +52,21 @@ def _safe_set(trial: Trial, key: str, value: Any) -> None:
         pass  # finished meanwhile (another process cleaned up after an interrupt)
 
 
+def _report(item: Item, value: float, step: int) -> None:
+    """``trial.report``, unless the trial was finished meanwhile by someone else: this worker was
+    stopped (SIGSTOP, a frozen container) past the grace period, another failed its trial as stale
+    and trains the retry. The item is then taken: it leaves the population and is never told."""
+    try:
+        item.trial.report(value, step)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        item.taken = item.pruned = True
+
+
 def has_heartbeats(study: optuna.Study) -> bool:
-    """Without heartbeats (JournalStorage) a dead worker's trial never leaves RUNNING: don't wait."""
-    return getattr(study._storage, "get_heartbeat_interval", lambda: None)() is not None
+    """Whether a dead worker's trials are found stale: the storage's heartbeats (a database), or
+    actsearch's own in trial attributes (a journal file). Without either they never leave RUNNING."""
+    storage = study._storage
+    return getattr(storage, "get_heartbeat_interval", lambda: None)() is not None or beats_in_attrs(storage)
 
 
 @dataclass(eq=False)  # identity semantics: items are used as set members
@@ -66,6 +79,7 @@ class Item:
     members: list[int] = field(default_factory=list)  # population indices (one per seed)
     pruned: bool = False
     done: bool = False
+    taken: bool = False  # finished by another worker while this one was stopped (see _report)
 
 
 class Reporter:
@@ -104,8 +118,8 @@ class Reporter:
         self.sent.add(key)
         if item.pruned:
             return
-        item.trial.report(statistics.fmean(got.values()), step)
-        if self.prune and item.trial.should_prune():
+        _report(item, statistics.fmean(got.values()), step)
+        if self.prune and not item.taken and item.trial.should_prune():
             item.pruned = True
 
 
@@ -130,6 +144,7 @@ class Batch:
             self.items.append(item)
             _safe_set(trial, "run", self.run_id)
             _safe_set(trial, "worker", self.worker)
+            beat(self.study._storage, trial._trial_id)  # a journal's first beat: before anything can kill it
         try:
             item.cand = self.space.suggest(trial)
         except Exception as exc:  # the grammar produced something the compiler refuses
@@ -221,6 +236,9 @@ class Batch:
         return out
 
     def _finish(self, item: Item, rs: list[TrainResult], reporter: Reporter) -> None:
+        if item.taken or self.study._storage.get_trial(item.trial._trial_id).state.is_finished():
+            self._taken(item)  # its retry is someone else's now: nothing of this run is written to it
+            return
         status, reason = overall_status(rs)
         if any(r.status == "error" for r in rs):
             status, reason = "error", next(r.reason for r in rs if r.status == "error")
@@ -235,7 +253,7 @@ class Batch:
         if not self.settings.multi_objective:  # checkpoints the reporter could not flush (last member gone)
             for step, acc in rs[0].curve:
                 if (item.trial.number, step) not in reporter.sent and len(rs) == 1:
-                    item.trial.report(acc, step)
+                    _report(item, acc, step)
         self._plot(item)
         if item.pruned or status == "pruned":
             self._tell(item, state=TrialState.PRUNED)
@@ -278,7 +296,7 @@ class Batch:
             self._tell(item, values=list(orig.values))
         elif orig.state == TrialState.PRUNED:
             for step, v in sorted(orig.intermediate_values.items()):
-                item.trial.report(v, step)
+                _report(item, v, step)
             self._tell(item, state=TrialState.PRUNED)
         else:
             self._tell(item, state=TrialState.FAIL)
@@ -289,10 +307,22 @@ class Batch:
         self._tell(item, state=TrialState.FAIL)
 
     def _tell(self, item: Item, values: list[float] | None = None, state: TrialState | None = None) -> None:
+        if item.taken:  # another worker finished it (see _report)
+            self._taken(item)
+            return
         frozen = self.study.tell(item.trial, values=values, state=state, skip_if_finished=True)
         item.done = True
+        if frozen.state != (state or TrialState.COMPLETE):  # it was finished elsewhere (skip_if_finished)
+            self._taken(item)
+            return
         if self.on_trial is not None:
             self.on_trial(frozen)
+
+    def _taken(self, item: Item) -> None:
+        """Drop a trial another worker finished while this one was stopped (see :func:`_report`)."""
+        item.done = True
+        print(f"actsearch: trial {item.trial.number} was failed as stale and retried by another worker while "
+              "this one was stopped; its result here is dropped, moving on", file=sys.stderr)
 
     def admit(self, items: list[Item], budget: int) -> int:
         """Fail the just-asked trials that exceed the study's budget (another worker asked first);

@@ -12,6 +12,7 @@ left running. ``actsearch worker`` (:mod:`.worker`) joins a study through :func:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -24,15 +25,17 @@ import optuna
 from joblib import Parallel, delayed
 from optuna.trial import TrialState
 
+from ..errors import StorageError
 from ..evaluation import LIMIT_ENV, usable_cpus
 from ..expressions import Space
-from ._signals import sigint_ignored
+from ._signals import sigint_ignored, stop_on_signals
 from .batch import Batch, Item, OnTrial, has_heartbeats
 from .references import setup_references
 from .samplers import ExhaustiveSampler, make_pruner, make_sampler, seed_for_worker
 from .settings import BUDGET_ATTR, REFERENCES_ATTR, SearchSettings, fidelity_for
-from .storage import artifact_store, create_or_load_study, load_study, open_storage, read_settings
-from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, retry_lost
+from .storage import (artifact_store, check_storage_file, create_or_load_study, load_study, open_storage,
+                      read_settings)
+from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, fail_stale_beats, retry_lost
 
 __all__ = ["run_worker", "run_search", "RunConfig", "open_study"]
 
@@ -74,7 +77,9 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
     waiting: list[Item] = []  # asked trials waiting for an equivalent one another worker runs
     sampler = study.sampler
     while True:
+        check_storage_file(study._storage)  # deleted under the run: say so now, not lose what follows
         optuna.storages.fail_stale_trials(study)  # a dead worker's trials come back as WAITING retries
+        fail_stale_beats(study)  # … on a journal file too, from actsearch's own heartbeats
         if has_heartbeats(study):
             retry_lost(study)  # … even when the one failing them died too
         state = budget_state(study) if budget else None
@@ -118,12 +123,14 @@ def _run_worker(study: optuna.Study, settings: SearchSettings, space: Space, n_t
                 b.classify(index, running)
                 b.train()
         except BaseException:
-            with sigint_ignored():  # a second Ctrl-C must not cut the bookkeeping short
+            # a second Ctrl-C must not cut the bookkeeping short; a storage that is gone cannot take it
+            with sigint_ignored(), contextlib.suppress(StorageError):
                 b.abort()
             raise
         waiting = [i for i in b.items if not i.done and i.wait_for is not None]
         if waiting and all(i.wait_for is not None for i in b.items if not i.done) and room <= 0:
             time.sleep(poll)
+    check_storage_file(study._storage)
     return asked
 
 
@@ -182,7 +189,8 @@ def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     worker joining an existing study). ``on_start(study, settings, trials)`` is called once the
     study is ready; ``on_trial`` for each finished trial of this run (polled when workers > 1).
 
-    KeyboardInterrupt: every trial this run left running is failed, then it propagates.
+    KeyboardInterrupt — Ctrl-C, SIGTERM or SIGHUP (:func:`stop_on_signals`) —: every trial this run
+    left running is failed (local worker processes are stopped first), then it propagates.
     """
     study, settings, space, created = open_study(url, name, settings, cfg, 0)
     if REFERENCES_ATTR not in study.user_attrs:
@@ -199,14 +207,16 @@ def run_search(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     if cfg.workers == 0:  # create (or extend) the study for `actsearch worker`s: train nothing here
         return study
     try:
-        if cfg.workers <= 1:
-            run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
-                       store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
-                       plots=cfg.plots, on_trial=on_trial)
-        else:
-            _run_parallel(study, url, name, cfg, trials, on_trial)
+        with stop_on_signals():
+            if cfg.workers <= 1:
+                run_worker(study, settings, space, trials, batch=cfg.batch, device=cfg.device,
+                           store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
+                           plots=cfg.plots, on_trial=on_trial)
+            else:
+                _run_parallel(study, url, name, cfg, trials, on_trial)
     except BaseException:
-        cleanup_run(study, cfg.run_id)
+        with sigint_ignored(), contextlib.suppress(StorageError):
+            cleanup_run(study, cfg.run_id)
         raise
     return study
 
@@ -233,7 +243,8 @@ def _run_parallel(study: optuna.Study, url: str, name: str, cfg: RunConfig, tria
     watcher.start()
     try:
         Parallel(n_jobs=cfg.workers, backend="loky")(
-            delayed(_worker_job)(url, name, cfg, share, i) for i, share in enumerate(shares) if share > 0)
+            # worker 0 always starts: queued trials (retries, references) are taken whatever the shares
+            delayed(_worker_job)(url, name, cfg, share, i) for i, share in enumerate(shares) if share > 0 or i == 0)
     finally:
         stop.set()
         watcher.join(timeout=30)

@@ -14,6 +14,12 @@ a database engine, a JournalStorage file (``--storage results/journal.log`` or `
 
 Artifacts (the f/f′ plot of each trained candidate) go to a FileSystemArtifactStore in
 ``artifacts/`` next to a file storage (``results/artifacts/`` by default).
+
+Faults. A storage that fails under a running command — unreachable past
+:func:`storage_patience`, full, damaged, its file deleted (:func:`check_storage_file`) — is a
+:class:`~actsearch.errors.StorageError`: one line, exit status 2. A journal's broken last record
+is set aside, never appended behind (:class:`_JournalFile`). The user's view of all of it, storage
+by storage: docs/explanation/reliability.md.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import json
 import os
 import random
 import sqlite3
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -30,10 +37,10 @@ from typing import Any, Callable
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 from optuna.trial import TrialState
 
-from ..errors import ActsearchError, StudyNotFoundError
+from ..errors import ActsearchError, ForeignStudyError, StorageError, StudyNotFoundError
 from ..paths import output_dir
 from ._signals import sigint_deferred
 from .settings import MAX_RETRIES, SETTINGS_ATTR, SearchSettings
@@ -41,7 +48,7 @@ from .settings import MAX_RETRIES, SETTINGS_ATTR, SearchSettings
 __all__ = [
     "DEFAULT_STORAGE", "resolve_storage", "open_storage", "artifact_dir", "artifact_store", "load_study",
     "read_settings", "stored_settings", "create_or_load_study", "RetryingRDBStorage", "is_transient",
-    "heartbeat_settings",
+    "heartbeat_settings", "storage_patience", "check_storage_file", "MAX_STUDY_NAME",
 ]
 
 DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
@@ -49,8 +56,12 @@ DEFAULT_STORAGE = "sqlite:///results/actsearch.db"
 #: once (RetryHeartbeatStaleTrialCallback: a preempted machine does not lose the candidate).
 #: Tests and impatient users override them with ACTSEARCH_HEARTBEAT_INTERVAL / ACTSEARCH_GRACE_PERIOD.
 HEARTBEAT_INTERVAL, GRACE_PERIOD = 30, 120
-#: How long a storage call keeps retrying a transient database error (disconnect, restart).
+#: How long a storage call keeps retrying a transient database error (disconnect, restart, a lock
+#: another process holds) before the command gives up with one line and exit status 2
+#: (env ACTSEARCH_STORAGE_TIMEOUT). SQLite's busy timeout is the same, at most 60 s.
 DB_RETRY_SECONDS = 120.0
+#: The longest study name: Optuna's study_name column holds 512 characters (PostgreSQL enforces it).
+MAX_STUDY_NAME = 512
 #: psycopg2/MySQL connect timeout: an unreachable server is a one-line error within seconds.
 CONNECT_TIMEOUT = 5
 # ------------------------------------------------------------------------------------- storages
@@ -114,16 +125,14 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
     if url.startswith("journal:"):
         assert path is not None
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return JournalStorage(JournalFileBackend(str(path)))
-        except (OSError, ValueError) as exc:
-            raise ActsearchError(f"cannot open journal storage {path}: {exc}") from None
+        return _remember_file(_open_journal(path), path)
     engine_kwargs: dict[str, Any] = {}
+    patience = storage_patience()
     if url.startswith("sqlite"):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _enable_wal(path)
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+            _enable_wal(path, min(60.0, patience))
+        engine_kwargs = {"connect_args": {"timeout": min(60.0, patience)}}
     else:  # a server: drop dead pooled connections before use, give up connecting after seconds
         engine_kwargs = {"pool_pre_ping": True}
         if url.startswith(("postgresql", "mysql")):
@@ -150,7 +159,8 @@ def open_storage(url: str | None, *, create: bool = True) -> BaseStorage:
                 time.sleep(0.2 * (attempt + 1))
         if url.startswith("sqlite"):
             _serialize_sqlite_writers(storage.engine)
-        return storage
+        storage.retry_seconds = patience
+        return _remember_file(storage, path) if path is not None else storage
     except ImportError as exc:  # e.g. postgresql:// without psycopg2
         raise ActsearchError(f"cannot open storage {url!r}: {exc} (pip install 'actsearch[postgres]')") from None
     except Exception as exc:  # SQLAlchemy's errors are many; the user needs the one line
@@ -167,6 +177,145 @@ def _lost_creation_race(exc: BaseException) -> bool:
     """Whether opening a storage failed only because another process created its schema first."""
     text = str(exc)
     return "already exists" in text or ("alembic_version" in text and ("UNIQUE" in text or "duplicate key" in text))
+
+
+def storage_patience() -> float:
+    """Seconds a storage may stay unreachable before a command gives up: :data:`DB_RETRY_SECONDS`,
+    or ACTSEARCH_STORAGE_TIMEOUT."""
+    text = os.environ.get("ACTSEARCH_STORAGE_TIMEOUT")
+    if text is None:
+        return DB_RETRY_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ActsearchError(f"ACTSEARCH_STORAGE_TIMEOUT must be a number of seconds above 0, got {text!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------- journal
+class _JournalFile(JournalFileBackend):
+    """Optuna's journal file, whose appends first set aside a broken last record.
+
+    A write cut short (a full disk, a process killed inside it) leaves a partial last line; Optuna's
+    reader skips it, but the next append lands behind it and from then on every read of the file
+    fails. Appending here, under the journal's lock (no other writer is inside a write), first
+    moves such a tail to a side file (:func:`_set_aside_broken_tail`). The lock is given the file's
+    absolute path: Optuna's lock is a symlink to that path, and a relative target resolves against
+    the lock's own folder, so with a relative ``--storage`` a stale lock never looked stale."""
+
+    def __init__(self, path: Path) -> None:
+        absolute = os.path.abspath(path)
+        super().__init__(absolute, JournalFileSymlinkLock(absolute))
+
+    def set_aside_broken_tail(self) -> None:
+        self._lock.acquire()
+        try:
+            _set_aside_broken_tail(Path(self._file_path))
+        finally:
+            self._lock.release()
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        text = "\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n"
+        self._lock.acquire()
+        try:
+            _set_aside_broken_tail(Path(self._file_path))
+            with open(self._file_path, "ab") as fh:  # as Optuna writes: one write, flushed, fsynced
+                fh.write(text.encode("utf-8"))
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            self._lock.release()
+
+
+def _is_record(line: bytes) -> bool:
+    """A complete journal record: one line of JSON holding an Optuna operation."""
+    if not line.endswith(b"\n"):
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "op_code" in record
+
+
+def _set_aside_broken_tail(path: Path) -> int:
+    """Move the lines at the end of journal ``path`` that are not complete records (a partial
+    last line, garbage appended) to a side file ``PATH.damaged-TIME``, saying so on stderr;
+    returns the bytes moved. The caller holds the journal's lock."""
+    size = path.stat().st_size if path.exists() else 0
+    if size == 0:
+        return 0
+    with path.open("rb") as fh:
+        block = min(size, 4 << 20)  # a record is a few KB; the tail of a damaged file is read whole
+        fh.seek(size - block)
+        tail = fh.read(block)
+    lines = tail.splitlines(keepends=True)
+    cut = len(tail)
+    for line in reversed(lines[1:] if block < size else lines):  # (a first line cut by the block is not judged)
+        if _is_record(line):
+            break
+        cut -= len(line)
+    if cut == len(tail):
+        return 0
+    side = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    side.write_bytes(tail[cut:])
+    os.truncate(path, size - block + cut)
+    print(f"actsearch: journal {path} ended in {len(tail) - cut} bytes that are not a complete record (a write "
+          f"cut short by a full disk or a killed process); moved them to {side} — the study is as it was "
+          "before that write", file=sys.stderr)
+    return len(tail) - cut
+
+
+def _open_journal(path: Path) -> JournalStorage:
+    try:
+        backend = _JournalFile(path)
+        backend.set_aside_broken_tail()
+        return JournalStorage(backend)
+    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+        if isinstance(exc, ValueError) and not isinstance(exc, OSError):
+            line = _first_bad_line(path)
+            raise StorageError(f"journal {path} is damaged at line {line} (not a complete record, with records "
+                               f"after it), so Optuna cannot read it past there: move the file aside and "
+                               f"restart the study, or remove line {line} by hand") from None
+        raise StorageError(f"cannot open journal storage {path}: {exc}") from None
+
+
+def _first_bad_line(path: Path) -> int:
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh, 1):
+            if not _is_record(line):
+                return number
+    return 0
+
+
+# ------------------------------------------------------------------------ the storage's file
+def _remember_file(storage: BaseStorage, path: Path) -> BaseStorage:
+    """Note which file (device, inode) ``storage`` opened: :func:`check_storage_file` compares."""
+    with contextlib.suppress(OSError):
+        st = os.stat(path)
+        storage.actsearch_file = (os.path.abspath(path), st.st_dev, st.st_ino)  # type: ignore[attr-defined]
+    return storage
+
+
+def check_storage_file(storage: BaseStorage) -> None:
+    """Raise :class:`StorageError` when the file a SQLite or journal storage was opened on has
+    been deleted or replaced since: this process would go on writing to a file no one can see
+    (SQLite keeps the deleted inode open), and its trials would be lost without a word."""
+    storage = getattr(storage, "_backend", storage)  # Optuna's cache wraps an RDB storage
+    known = getattr(storage, "actsearch_file", None)
+    if known is None:
+        return
+    path, dev, ino = known
+    try:
+        st = os.stat(path)
+        same = (st.st_dev, st.st_ino) == (dev, ino)
+    except OSError:
+        same = False
+    if not same:
+        raise StorageError(f"the storage file {path} was deleted or replaced while this command ran; what was "
+                           "written since is lost with it. Restore the file from a copy, or start again")
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -198,12 +347,36 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ------------------------------------------------------------------ transient database errors
+#: SQLite's answers that no retry changes: the disk is full, the file is damaged or read-only.
+_FATAL = {"disk is full": "the disk holding it is full: free space, then run the same command again",
+          "malformed": "the file is damaged: give another --storage (a new file is created)",
+          "not a database": "the file is damaged: give another --storage (a new file is created)",
+          "readonly database": "the file cannot be written: check its permissions",
+          "disk i/o error": "the disk reported an error: check it, then run the same command again",
+          # a SQLite file deleted under a running command, and re-created empty by a new connection
+          "no such table": "its file was deleted or replaced while this command ran"}
+
+
+def _fatal_reason(exc: BaseException) -> str | None:
+    text = _first_line(exc).lower()
+    return next((why for key, why in _FATAL.items() if key in text), None)
+
+
+def _database_error(exc: BaseException) -> bool:
+    """An error the database itself answered (not a bug of the caller's arguments)."""
+    import sqlalchemy.exc as sa_exc  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
+
+    return isinstance(exc, (optuna.exceptions.StorageInternalError, sa_exc.DBAPIError))
+
+
 def is_transient(exc: BaseException) -> bool:
     """A database error worth retrying: a lost/refused connection, a restart, a lock timeout."""
     import sqlalchemy.exc as sa_exc  # start-up time: only RDB storages load SQLAlchemy (Optuna too)
 
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
         exc = exc.__cause__
+    if _fatal_reason(exc) is not None:
+        return False
     if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
         return True
     if isinstance(exc, sa_exc.PendingRollbackError):  # an earlier call's lost connection poisoned
@@ -216,14 +389,18 @@ class RetryingRDBStorage(RDBStorage):
 
     ``pool_pre_ping`` replaces connections that died while idle; a connection that dies *during*
     a call raises OperationalError/DBAPIError (Optuna wraps it in StorageInternalError): that call
-    is retried with exponential backoff (0.25 s doubling to 8 s) for up to
-    :data:`DB_RETRY_SECONDS` before the error propagates. A write whose commit reached the server
+    is retried with exponential backoff (0.25 s doubling to 8 s) for up to ``retry_seconds``
+    (:func:`storage_patience`); then, and at once for an error no retry mends (a full disk, a
+    damaged file), the command gives up with a :class:`StorageError` — one line. Once it has given
+    up, later calls (the cleanup that fails this run's trials) try once each instead of waiting
+    again. One warning per outage, not one per retry. A write whose commit reached the server
     before the connection dropped is not repeated twice in effect: a retried ``tell`` that finds
     its trial already finished counts as done.
     """
 
     retry_seconds = DB_RETRY_SECONDS
     retries = 0  # transient errors survived (tests and logs)
+    gave_up = False  # an outage outlasted retry_seconds: no more waiting in this process
 
     # A trial's first heartbeat is written in the transaction that makes it RUNNING — created, or a
     # queued one popped — not after ``study.ask()`` returns: a process killed in between left a
@@ -269,22 +446,38 @@ def _beat_when_popped(storage: RetryingRDBStorage) -> None:
 def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(base)
     def method(self: RetryingRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        deadline, delay, attempt = time.monotonic() + self.retry_seconds, 0.25, 0
+        start = time.monotonic()
+        deadline, delay, attempt = start + (0.0 if self.gave_up else self.retry_seconds), 0.25, 0
         while True:
             try:
                 with sigint_deferred():
-                    return base(self, *args, **kwargs)
+                    result = base(self, *args, **kwargs)
+                self.gave_up = False
+                return result
             except optuna.exceptions.UpdateFinishedTrialError:
                 if attempt and name == "set_trial_state_values":
                     return True  # the first attempt committed before its connection dropped
                 raise
             except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                if _fatal_reason(exc) is not None:
+                    raise StorageError(f"storage {_redact(self.url)}: {_first_line(exc)} — {_fatal_reason(exc)}; "
+                                       "finished trials are kept") from None
+                if not is_transient(exc):
+                    if _database_error(exc):  # e.g. a table dropped under the run: no traceback
+                        raise StorageError(f"storage {_redact(self.url)}: {_first_line(exc)}") from None
                     raise
+                if time.monotonic() + delay > deadline:
+                    self.gave_up = True
+                    raise StorageError(
+                        f"storage {_redact(self.url)} unusable for {time.monotonic() - start:.0f} s (limit "
+                        f"{self.retry_seconds:g} s, ACTSEARCH_STORAGE_TIMEOUT): {_first_line(exc)}"
+                        f"{_LOCKED_HINT if 'locked' in _first_line(exc) else ''}; finished trials are kept: "
+                        "run the same command again once the storage is back") from None
                 attempt += 1
                 type(self).retries += 1
-                warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); "
-                              f"retry {attempt} in {delay:.2f} s", RuntimeWarning, stacklevel=2)
+                if attempt == 1:
+                    warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); retrying for up to "
+                                  f"{self.retry_seconds:g} s", RuntimeWarning, stacklevel=2)
                 with contextlib.suppress(Exception):
                     self.scoped_session.remove()  # a fresh session on a fresh connection
                 time.sleep(delay)
@@ -305,6 +498,11 @@ for _name in ("create_new_study", "delete_study", "set_study_user_attr", "set_st
               # methods directly: a connection killed under study.ask() surfaced from _get_trials.
               "_get_trials", "_get_best_trial_id", "_create_new_trial", "_set_trial_param"):
     setattr(RetryingRDBStorage, _name, _retrying(_name, getattr(RDBStorage, _name)))
+
+
+#: A SQLite write lock held past the patience limit: some process holds a transaction open.
+_LOCKED_HINT = (" (another process holds the database's write lock: a stopped process — Ctrl-Z, a frozen "
+                "container, a debugger — can be found with `fuser FILE` and resumed or ended)")
 
 
 def _stale_or_orphaned(self: RetryingRDBStorage, study_id: int) -> list[int]:
@@ -393,8 +591,19 @@ def artifact_store(url: str | None, override: str | None = None) -> optuna.artif
 
 
 # --------------------------------------------------------------------------------------- studies
+def check_study_name(name: str) -> str:
+    """A study name every storage can hold (PostgreSQL refuses one over :data:`MAX_STUDY_NAME`)."""
+    if not name.strip():
+        raise ActsearchError("the study name is empty: give --study NAME")
+    if len(name) > MAX_STUDY_NAME:
+        raise ActsearchError(f"the study name is {len(name)} characters long (at most {MAX_STUDY_NAME}): "
+                             "give a shorter --study")
+    return name
+
+
 def load_study(storage: BaseStorage | str | None, name: str, **kwargs: Any) -> optuna.Study:
     """Load a study; a missing one is a :class:`StudyNotFoundError` naming the ones that exist."""
+    check_study_name(name)
     if not isinstance(storage, BaseStorage):
         storage = open_storage(storage, create=False)
     try:
@@ -406,21 +615,44 @@ def load_study(storage: BaseStorage | str | None, name: str, **kwargs: Any) -> o
 
 
 def stored_settings(url: str | None, name: str) -> dict[str, Any] | None:
-    """The settings study ``name`` was created with (as stored), or None when it does not exist yet."""
+    """The settings study ``name`` was created with (as stored), or None when it does not exist yet
+    (or is an empty study another ``actsearch search`` is creating this instant). A study that
+    ``actsearch search`` did not create is a :class:`ForeignStudyError`."""
+    check_study_name(name)
     try:
         study = optuna.load_study(study_name=name, storage=open_storage(url))
     except KeyError:
         return None
-    data = study.user_attrs.get(SETTINGS_ATTR)
-    return dict(data) if isinstance(data, dict) else None
+    if SETTINGS_ATTR not in study.user_attrs and _empty(study):
+        return None
+    return read_settings(study).to_json()
+
+
+def _empty(study: optuna.Study) -> bool:
+    """A study with no trials and no user attributes: one that was just created, adoptable."""
+    return not study.user_attrs and not study._storage.get_n_trials(study._study_id)
 
 
 def read_settings(study: optuna.Study) -> SearchSettings:
+    """The settings the study was created with; a study ``actsearch search`` did not create — no
+    settings, settings that do not read back, other directions — is a :class:`ForeignStudyError`."""
     data = study.user_attrs.get(SETTINGS_ATTR)
+    what = f"study {study.study_name!r} was not created by `actsearch search`"
     if not isinstance(data, dict):
-        raise ActsearchError(f"study {study.study_name!r} was not created by `actsearch search` "
-                             f"(no {SETTINGS_ATTR!r} user attribute)")
-    return SearchSettings.from_json(json.loads(json.dumps(data)))
+        raise ForeignStudyError(f"{what} (no {SETTINGS_ATTR!r} user attribute): actsearch does not read or add to "
+                                "it; pass another --study")
+    try:
+        settings = SearchSettings.from_json(json.loads(json.dumps(data)))
+        directions = settings.directions
+        settings.load_space()
+    except Exception as exc:  # whatever a foreign value makes of the dataclass or the space
+        raise ForeignStudyError(f"{what} (its {SETTINGS_ATTR!r} attribute does not read back: "
+                                f"{type(exc).__name__}: {str(exc)[:120]}); pass another --study") from None
+    have = [d.name.lower() for d in study.directions]
+    if have != directions:
+        raise ForeignStudyError(f"{what}: it optimizes {', '.join(have)} where actsearch needs "
+                                f"{', '.join(directions)}; pass another --study")
+    return settings
 
 
 def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettings, *,
@@ -431,13 +663,15 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
     Resuming with settings that would change a trial's score (space, dataset, fidelity, seeds,
     objectives) is refused: the new trials would not be comparable with the old ones.
     """
+    check_study_name(name)
     study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions,
                                 load_if_exists=True, sampler=sampler, pruner=pruner)
-    stored = study.user_attrs.get(SETTINGS_ATTR)
-    if stored is None:
+    if SETTINGS_ATTR not in study.user_attrs and _empty(study):  # new (or another search's, a moment old)
+        if [d.name.lower() for d in study.directions] != settings.directions:
+            read_settings(study)  # the refusal, in its words
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
         return study, True
-    old = SearchSettings.from_json(stored)
+    old = read_settings(study)  # refuses a study another tool made: never adopted, never written to
     fields = ["space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective", "objective_names"]
     if settings.multi_objective and "cost" in settings.objective_names:
         fields.append("cost")

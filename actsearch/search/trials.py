@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import bisect
 import threading
+import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 import optuna
+from optuna.storages import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import ForeignStudyError
 from .settings import BUDGET_ATTR, EVALUATED_FAILURES, MAX_RETRIES, OWN_FAILURES
+from .storage import heartbeat_settings
 
 __all__ = ["replaced_numbers", "counted", "BudgetState", "budget_state", "over_budget",
-           "evaluated_keys", "cleanup_run", "LOST_ATTR", "requeue", "retry_lost", "Heartbeat"]
+           "evaluated_keys", "cleanup_run", "LOST_ATTR", "requeue", "retry_lost", "Heartbeat", "BEAT_ATTR",
+           "beats_in_attrs", "beat", "fail_stale_beats"]
 
 
 def replaced_numbers(trials: list[FrozenTrial]) -> set[int]:
@@ -53,6 +58,9 @@ def budget_state(study: optuna.Study) -> BudgetState:
     trials = study.get_trials(deepcopy=False)
     replaced = replaced_numbers(trials)
     budget = study._storage.get_study_user_attrs(study._study_id).get(BUDGET_ATTR)
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)):
+        raise ForeignStudyError(f"study {study.study_name!r}: its {BUDGET_ATTR!r} user attribute is {budget!r:.40}, "
+                                "not a number of trials (set by another tool?); pass another --study")
     return BudgetState(budget=None if budget is None else int(budget),
                        counted=sum(counted(t, replaced) for t in trials),
                        waiting=sum(t.state == TrialState.WAITING for t in trials),
@@ -120,7 +128,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial, *, lost: bool = False) -> N
     history = list(trial.system_attrs.get("retry_history", [])) + [trial.number]
     keep = {k: v for k, v in trial.user_attrs.items() if k in ("expression", "latex", "key", "structure",
                                                                  "core_units", "op_count", "reference")}
-    system = {k: v for k, v in trial.system_attrs.items() if k not in ("retry_history", LOST_ATTR)}
+    system = {k: v for k, v in trial.system_attrs.items() if k not in ("retry_history", LOST_ATTR, BEAT_ATTR)}
     if lost:
         system[LOST_ATTR] = True
     system.setdefault("failed_trial", trial.number)
@@ -151,9 +159,60 @@ def retry_lost(study: optuna.Study) -> int:
     return len(lost)
 
 
+#: Trial system attribute: the wall-clock time (s) of a trial's last heartbeat, where the storage
+#: keeps no heartbeats of its own — Optuna's JournalStorage has none, so a killed worker's trials
+#: would stay RUNNING forever. actsearch's workers write it (:class:`Heartbeat`) and fail the
+#: trials whose beat is older than the grace period (:func:`fail_stale_beats`).
+BEAT_ATTR = "actsearch_heartbeat"
+
+
+def beats_in_attrs(storage: Any) -> bool:
+    """Whether heartbeats live in :data:`BEAT_ATTR` (a journal file) rather than in the storage."""
+    return isinstance(storage, JournalStorage)
+
+
+def beat(storage: Any, trial_id: int) -> None:
+    """Record a heartbeat of a trial in :data:`BEAT_ATTR` (a journal file; a database records its own)."""
+    if beats_in_attrs(storage):
+        storage.set_trial_system_attr(trial_id, BEAT_ATTR, time.time())
+
+
+def fail_stale_beats(study: optuna.Study) -> list[int]:
+    """For a journal file, what Optuna's ``fail_stale_trials`` and RetryHeartbeatStaleTrialCallback
+    do for a database: fail every RUNNING trial whose last beat is older than the grace period and
+    queue a WAITING copy of it (up to MAX_RETRIES per candidate); returns the numbers failed. A
+    RUNNING trial with no beat at all (its worker was killed before the first) is given one now, so
+    it is stale one grace period later. Times are wall-clock: machines sharing a journal file need
+    clocks that agree to well within the grace period."""
+    storage = study._storage
+    if not beats_in_attrs(storage):
+        return []
+    _, grace = heartbeat_settings()
+    now, failed = time.time(), []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = t.system_attrs.get(BEAT_ATTR)
+        if isinstance(beat, bool) or not isinstance(beat, (int, float)):
+            try:
+                storage.set_trial_system_attr(t._trial_id, BEAT_ATTR, now)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass
+            continue
+        if now - beat <= grace:
+            continue
+        try:  # only one process wins: the journal's order decides, the others are told it was finished
+            storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        failed.append(t.number)
+        if len(t.system_attrs.get("retry_history", ())) < MAX_RETRIES:
+            requeue(study, t)
+    return failed
+
+
 class Heartbeat:
     """Optuna records heartbeats only inside ``optimize``; ask/tell trials need their own, or a
-    crashed worker's trials would stay RUNNING forever instead of being failed and retried."""
+    crashed worker's trials would stay RUNNING forever instead of being failed and retried. On a
+    journal file, which keeps none, the beat is the trial's :data:`BEAT_ATTR`."""
 
     def __init__(self, study: optuna.Study, trial_ids: Callable[[], list[int]]) -> None:
         self.storage, self.trial_ids = study._storage, trial_ids
@@ -162,12 +221,18 @@ class Heartbeat:
 
     def _beat(self) -> None:
         interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+        in_attrs = interval is None and beats_in_attrs(self.storage)
+        if in_attrs:
+            interval = heartbeat_settings()[0]
         if interval is None:
             return
         while not self.stop.is_set():
             for trial_id in self.trial_ids():
                 try:
-                    self.storage.record_heartbeat(trial_id)
+                    if in_attrs:
+                        beat(self.storage, trial_id)
+                    else:
+                        self.storage.record_heartbeat(trial_id)
                 except Exception:  # a missed beat is retried; the grace period covers a few
                     pass
             self.stop.wait(interval)

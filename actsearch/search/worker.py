@@ -20,19 +20,17 @@ beating; after ``GRACE_PERIOD`` s (120; env ``ACTSEARCH_GRACE_PERIOD``) the next
 fails its trials and Optuna's RetryHeartbeatStaleTrialCallback re-queues each as a WAITING copy
 (``retry_history`` names the original, which then no longer counts), which the next ``ask`` of
 any worker takes. Workers whose budget is spent wait while others' trials still run, so the last
-trials of a study are retried too. SIGTERM/Ctrl-C re-queue the worker's trials at once. Transient
+trials of a study are retried too. SIGTERM, SIGHUP and Ctrl-C re-queue the worker's trials at once. Transient
 database errors are retried with backoff (:class:`actsearch.search.RetryingRDBStorage`).
 """
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import threading
 import zlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -40,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .._version import __version__
 from ..errors import ActsearchError, IncompatibleWorkerError
 from ..expressions import Space
+from ._signals import stop_on_signals
 from .batch import OnTrial
 from .driver import RunConfig, open_study, run_worker
 from .settings import REFERENCES_ATTR, SearchSettings, space_hash, space_to_dict
@@ -94,7 +93,7 @@ def run_distributed_worker(url: str, study_name: str, *, device: str = "cpu", tr
                            on_start: OnStart | None = None, on_trial: OnTrial | None = None) -> WorkerResult:
     """Join study ``study_name`` in ``url`` and train until its budget is used (or ``trials`` here).
 
-    KeyboardInterrupt (Ctrl-C, or SIGTERM, which a preempted machine gets) re-queues this worker's
+    KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP: a preempted machine, a closed terminal) re-queues this worker's
     trials in flight for the others and propagates, with ``requeued`` (how many) and ``worker``
     (host:pid) set on it."""
     storage = open_storage(url, create=False)
@@ -124,15 +123,12 @@ def run_distributed_worker(url: str, study_name: str, *, device: str = "cpu", tr
     interval, _ = heartbeat_settings()
     me = f"{socket.gethostname()}:{os.getpid()}"
 
-    def on_sigterm(signum: int, frame: Any) -> None:  # preemption: leave like Ctrl-C (trials re-queued)
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, on_sigterm) if _main_thread() else None
     try:
-        asked = run_worker(study, settings, space, cfg.trials, batch=cfg.batch, device=cfg.device,
-                           store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
-                           plots=cfg.plots, on_trial=count, poll=poll or min(2.0, interval / 2),
-                           budget=True, wait_running=True)
+        with stop_on_signals():  # preemption (SIGTERM): leave like Ctrl-C, trials re-queued
+            asked = run_worker(study, settings, space, cfg.trials, batch=cfg.batch, device=cfg.device,
+                               store=artifact_store(url, cfg.artifacts) if cfg.plots else None, run_id=cfg.run_id,
+                               plots=cfg.plots, on_trial=count, poll=poll or min(2.0, interval / 2),
+                               budget=True, wait_running=True)
     except KeyboardInterrupt as exc:
         n = 0
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
@@ -141,9 +137,6 @@ def run_distributed_worker(url: str, study_name: str, *, device: str = "cpu", tr
                 n += 1
         exc.requeued, exc.worker = n, me  # type: ignore[attr-defined]
         raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
     end = budget_state(study)
     return WorkerResult(me, asked, counts, end.budget, end.counted)
 
@@ -154,6 +147,3 @@ def trial_kind(t: FrozenTrial) -> str:
         return "duplicate"
     return {TrialState.COMPLETE: "trained", TrialState.PRUNED: "pruned"}.get(t.state, "failed")
 
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()

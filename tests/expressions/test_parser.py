@@ -241,3 +241,21 @@ def test_every_sampled_paper1_candidate_reads_back_as_itself() -> None:
         assert back.text == cand.text  # the same expression (the text does not keep β's initial values:
         if not cand.betas:             # a blend's β starts at 0.5 in the space, a bare beta0 at 1)
             assert back.key == cand.key, cand.text
+
+
+@pytest.mark.parametrize("text", [
+    "((x+1)**16)**16",                       # sympy merges it to (x+1)**256: the rule counts 16·16
+    "(((x+1)**16)**16)**16",
+    "((x**2)**4)**4",                        # 32
+    "x**16*x**16",                           # merged to x**32
+    "((x+1)**16+1)**2",                      # not merged, still degree 32
+    "sigmoid(x**4)**8",
+])
+def test_nested_or_merged_powers_obey_the_exponent_rule(text: str) -> None:
+    with pytest.raises(ParseError, match="power"):
+        parse(text)
+
+
+@pytest.mark.parametrize("text", ["(x**2)**8", "sqrt(x)**16", "(x**0.5)**2", "x*sigmoid(x)**2", "x**16"])
+def test_powers_within_the_rule_are_accepted(text: str) -> None:
+    parse(text)

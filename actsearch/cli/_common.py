@@ -21,7 +21,7 @@ EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the SPEC's rule for bad input)."""
+    """argparse, but a usage error is one line on stderr and exit status 2, like all bad input."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")

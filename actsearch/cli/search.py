@@ -1,7 +1,7 @@
 """``actsearch search``, ``actsearch worker``, ``actsearch dashboard``: running a search, joining one,
 watching one.
 
-The argument names are fixed by the SPEC. Options that define a study (space, dataset, fidelity,
+The argument names are part of the public interface. Options that define a study (space, dataset, fidelity,
 sampler, seed, seeds, cost) default to None here so that ``--study NAME`` alone resumes a study
 with the settings it was created with (:func:`actsearch.search.build_settings`).
 """

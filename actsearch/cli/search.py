@@ -177,7 +177,7 @@ def add_parsers(sub: Any) -> None:
                         "paper-1-mnist1d-standard-tpe-s0, so the same command finds the same study)")
     s.add_argument("--workers", type=count(0, 256), default=1, metavar="N",
                    help="local worker processes sharing the study (0: only create the study and its budget of "
-                        "--trials, for `actsearch worker`s elsewhere) (default: 1)")
+                        "--trials, for workers elsewhere: `actsearch worker`) (default: 1)")
     s.add_argument("--seed", type=SEED, default=None, metavar="S",
                    help=f"sampler and training seed (default: {DEFAULTS['seed']})")
     add_device_option(s)

@@ -34,7 +34,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     get_fidelity(args.fidelity)  # a typo fails before the training
     _, notes = top_candidates(leaderboard(study), args.k)
     for note in notes:
-        print(note)
+        print(f"actsearch: note: {note}", file=sys.stderr)
     print(f"verifying the search's top {args.k} of {study.study_name} with ReLU and Swish: {args.seeds} seeds at "
           f"{args.fidelity} fidelity …", file=sys.stderr, flush=True)
     records = verify(study, args.k, args.seeds, args.fidelity, device=dev, batch=args.batch,
@@ -56,7 +56,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise ActsearchError("export needs --study NAME (or --expr EXPR to export an expression)")
     path, rows, notes = export_top(load_study(args.storage, args.study), args.k, args.output)
     for note in notes:
-        print(note)
+        print(f"actsearch: note: {note}", file=sys.stderr)
     print(f"wrote {path}: " + ", ".join(f"rank{r.rank} = {r.expression}" for r in rows))
     return 0
 

@@ -101,13 +101,14 @@ def test_exported_names_are_leaderboard_ranks_and_skipped_references_are_named(s
     d, db = searched
     out_file = d / "found.py"
     assert main(["export", "--study", "s", "--storage", db, "--k", "3", "--output", str(out_file)]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
     rows = leaderboard(load_study(db, "s"))
     own = [r for r in rows if r.reference is None][:3]
     assert f"rank{own[0].rank} = {own[0].expression}" in out
     for r in rows:  # every reference ranked above the last exported row is named
         if r.reference is not None and r.rank < own[-1].rank:
-            assert f"rank {r.rank} (" in out and f"{r.reference} reference" in out
+            assert f"actsearch: note: rank {r.rank} (" in err and f"{r.reference} reference" in err
     spec = importlib.util.spec_from_file_location("found_sem", out_file)
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None

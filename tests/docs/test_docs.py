@@ -49,6 +49,8 @@ def test_a_stale_header_or_row_count_is_caught() -> None:
     assert any("3 line(s) shaped" in p for p in check_output(more_rows, real))
     elided = [*real.splitlines()[:2], "…"]
     assert check_output(elided, real) == []
+    other_rows = [real.splitlines()[0], "rank 3 (#4)  x  0.6 ± 0.1"]
+    assert any("no line shaped 'rank N'" in p for p in check_output(other_rows, real))
 
 
 def test_blocks_commands_and_skips_are_read_as_documented() -> None:

@@ -12,7 +12,7 @@ from ..errors import ActsearchError
 from ..evaluation import get_fidelity
 from ..paths import output_file
 from ..search import MAX_SEEDS
-from ._common import SEED, add_threads_option, count, device
+from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, count, device
 
 __all__ = ["add_parsers", "cmd_noise"]
 
@@ -58,12 +58,13 @@ def add_parsers(sub: Any) -> None:
                        "fidelity and print the sd of each function's paired difference to ReLU, the effect "
                        "5 and 10 paired seeds can detect (α 0.05, power 0.8), Kendall's τ between the rankings "
                        "on two disjoint halves of the seeds, and the seconds per candidate.")
-    s.add_argument("--fidelity", required=True, help="preset(s), comma-separated: standard,standard_bn …")
+    s.add_argument("--fidelity", required=True, metavar="NAME[,NAME...]",
+                   help=f"the preset(s) to measure, comma-separated (required), {FIDELITY_CHOICES}")
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")
     s.add_argument("--batch", type=count(1, 4096), default=16, help="networks trained together (default 16)")
-    s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
-    s.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV")
+    add_device_option(s)
+    s.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV (default: no CSV)")
     add_threads_option(s)
     s.set_defaults(run=cmd_noise)

@@ -3,6 +3,8 @@ docs/ runs against the current code (sample output checked: :mod:`tests.docs.exa
 page a user reads speaks of how the project itself is made."""
 from __future__ import annotations
 
+import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from actsearch.cli import build_parser
 from tests.docs.examples import blocks, check_output, commands, run_page, smoke
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,8 +36,11 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path: Path) -> None:
                            str(ROOT / "docs"), str(tmp_path / "html")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     html = (tmp_path / "html" / "reference" / "cli.html").read_text(encoding="utf-8")
-    for command in ("search", "verify", "export", "fidelities", "worker"):  # generated from the parser
-        assert f"actsearch {command}" in html
+    parser = build_parser()
+    commands_ = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command in commands_:  # generated from the parser: every command, with its options
+        assert re.search(rf"<h3>\s*{re.escape(command)}\b", html), command
+    assert "--more" in html and "power_hard" in html
 
 
 # ------------------------------------------------------------------ the harness can fail

@@ -7,7 +7,7 @@ work (`quick` MLP, `standard` CNN) and checkpoints:
 - **paper-1**: 16 distinct functions drawn at random (``--draw-seed``, printed) from the paper's
   1-core-unit space — whatever they do: some diverge at once, some overflow, some train.
 
-The MLP runs the preset's full 3000 steps; the CNN's 4000 are cut to ``--cnn-steps`` and its
+The MLP runs ``--mlp-steps`` (default: `quick`'s full 3000); the CNN's 4000 are cut to ``--cnn-steps`` and its
 candidates/minute extrapolated to the full length (the kernel build is not scaled). Best of
 ``--repeats`` runs of each engine, interleaved; the batched time includes building the
 population's fused kernels from cold (the object all populations share, built once per machine,
@@ -22,6 +22,7 @@ threads themselves (:class:`actsearch.evaluation.ThreadPolicy`); ``--threads N``
     python benchmarks/bench_eval.py --contention     # ~12 minutes
     python benchmarks/bench_eval.py --compile        # torch.compile (inductor) vs the fused kernels, per step
     python benchmarks/bench_eval.py --fuse-threshold # where building the fused kernels starts to pay
+    python benchmarks/bench_eval.py --mlp-fidelity deep --mlp-steps 1000 --kinds mlp   # the deep child
 
 The first output line containing "ratio" is the MLP one.
 """
@@ -185,7 +186,10 @@ def run_all(args: argparse.Namespace, sets: dict[str, list[Any]], tag: str) -> d
     peak = matmul_peak()
     print(f"{tag}: matmul peak {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
     out = {}
-    for preset, steps, kind in (("quick", args.mlp_steps, "MLP"), (args.cnn_fidelity, args.cnn_steps, "CNN")):
+    for preset, steps, kind in (("quick" if args.mlp_fidelity is None else args.mlp_fidelity, args.mlp_steps, "MLP"),
+                                (args.cnn_fidelity, args.cnn_steps, "CNN")):
+        if kind.lower() not in args.kinds.split(","):
+            continue
         for set_name, cands in sets.items():
             t = measure(preset, steps, cands, args.repeats)
             report(f"{tag} {kind} [{preset}, {set_name}, {steps} of {get_fidelity(preset).steps} steps timed]", preset,
@@ -308,6 +312,8 @@ def main() -> None:
     ap.add_argument("--mlp-steps", type=int, default=3000, help="steps timed per MLP candidate")
     ap.add_argument("--cnn-steps", type=int, default=600, help="steps timed per CNN candidate")
     ap.add_argument("--cnn-fidelity", default="standard", help="the CNN's preset (power: its BatchNorm child)")
+    ap.add_argument("--mlp-fidelity", default=None, help="the MLP's preset (default quick; deep: the plain 16-layer child)")
+    ap.add_argument("--kinds", default="mlp,cnn", help="which children to time: mlp, cnn or mlp,cnn (default)")
     ap.add_argument("--threads", type=int, default=0, help="fix the trainers' threads (0: their own choice)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats per engine (the best counts)")
     ap.add_argument("--draw-seed", type=int, default=2026, help="seed of the 16 functions drawn from paper-1")

@@ -26,7 +26,7 @@ from ..evaluation import get_fidelity, mean_std, train_population
 from ..expressions import Candidate, activation_hint, parse, resolve_activation_name
 from ..search import reference_candidates
 
-__all__ = ["compare", "holm", "reference_entries", "entry", "candidate_of_text", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
+__all__ = ["compare", "paired", "holm", "reference_entries", "entry", "candidate_of_text", "write_csv", "read_csv", "transfer", "found", "pm", "ALPHA",
            "CSV_FIELDS", "Entry"]
 
 #: Significance level of the "beats ReLU" reading: one comparison per function, uncorrected.
@@ -87,12 +87,7 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
     records = []
     for i, (name, expr, _) in enumerate(entries):
         mean, std = mean_std(acc[i])
-        pairs = [(a, b) for a, b in zip(acc[i], relu) if _finite(a) and _finite(b)]
-        diff, diff_std, p = None, None, None
-        if name != "relu" and pairs:
-            diff, diff_std = mean_std([a - b for a, b in pairs])
-            if len(pairs) > 1 and any(a != b for a, b in pairs):
-                p = float(stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        diff, diff_std, p = paired(acc[i], relu) if name != "relu" else (None, None, None)
         ood_mean, ood_std = mean_std(ood[i])
         records.append({"name": name, "expression": expr, "test_mean": mean, "test_std": std,
                         "diff_vs_relu": diff, "diff_std": diff_std, "p_value": p, "seeds": seeds,
@@ -100,6 +95,19 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
                         "ood_accuracies": ood[i]})
     holm(records)
     return records
+
+
+def paired(a: Sequence[float], b: Sequence[float]) -> tuple[float | None, float | None, float | None]:
+    """Mean and std of the paired differences a − b over the seeds where both finished, and the
+    paired t-test's p (None under two pairs or when every difference is 0)."""
+    pairs = [(x, y) for x, y in zip(a, b) if _finite(x) and _finite(y)]
+    if not pairs:
+        return None, None, None
+    diff, diff_std = mean_std([x - y for x, y in pairs])
+    p = None
+    if len(pairs) > 1 and any(x != y for x, y in pairs):
+        p = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue)
+    return diff, diff_std, p
 
 
 def holm(records: Sequence[dict[str, Any]]) -> None:

@@ -13,6 +13,12 @@ reports per function:
 - the panel's ranking on two disjoint halves of the seeds, and Kendall's τ between the two halves'
   mean scores — a score that ranks functions should rank them the same way twice;
 - the seconds one candidate costs (the panel trained as populations, as a search trains).
+
+Two numbers then say whether a search at that fidelity has a point (:meth:`NoiseReport.room` and
+:meth:`NoiseReport.power`): **room** — how far Swish is above ReLU and how far apart the panel's
+best and worst functions are (a task where every good function ties ReLU leaves a search nothing
+to find); **power** — the worst paired sd vs ReLU over the functions that train, and τ between the
+halves (a score that cannot tell two functions apart cannot rank them).
 """
 from __future__ import annotations
 
@@ -23,15 +29,22 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from ..evaluation import Fidelity, get_fidelity, mean_std, train_population
+import torch
+
+from ..evaluation import Fidelity, get_dataset, get_fidelity, mean_std, train_population
 from .compare import candidate_of_text, entry
 
-__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise"]
+__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power",
+           "TRAINS_OVER_CHANCE"]
 
-#: The fixed panel (issue 15): the paper's two baselines, three smooth/saturating ones, an even and
-#: a periodic function from the paper's space.
-PANEL = ("relu", "swish", "gelu", "elu", "tanh", "x*atan(x)", "cos(x) - x")
+#: The fixed panel: the paper's two baselines, the smooth and saturating functions the Swish paper
+#: compared against (GELU, ELU, tanh, leaky ReLU, SELU), an even and a periodic function of its space.
+PANEL = ("relu", "swish", "gelu", "elu", "tanh", "leaky_relu", "selu", "x*atan(x)", "cos(x) - x")
 ALPHA, POWER = 0.05, 0.8
+#: A function "trains" when every seed ends finite and its mean validation accuracy is at least this
+#: multiple of chance (1 / classes): only those enter the power figure — a function that stays near
+#: chance has a paired sd that says nothing about how well the score separates good functions.
+TRAINS_OVER_CHANCE = 2.0
 
 
 def mde(sd: float | None, n: int) -> float | None:
@@ -75,11 +88,36 @@ class NoiseReport:
     tau: float | None  # Kendall's τ between the two halves' mean validation scores
     tau_test: float | None
     halves: tuple[list[str], list[str]]  # the panel ranked on each half (validation score)
+    num_classes: int = 10
 
     def worst_diff_sd(self, which: str = "val") -> float | None:
         sds = [getattr(r, f"{which}_diff_sd") for r in self.rows if r.name != "relu"]
         sds = [s for s in sds if s is not None]
         return max(sds) if sds else None
+
+    def trains(self, row: NoiseRow) -> bool:
+        """Whether ``row``'s function trains: finite on every seed and at least
+        :data:`TRAINS_OVER_CHANCE` x chance on average (validation)."""
+        mean = row.val_mean
+        return (all(math.isfinite(v) for v in row.val) and mean is not None
+                and mean >= TRAINS_OVER_CHANCE / self.num_classes)
+
+    def room(self) -> tuple[float | None, float | None, float | None]:
+        """(Swish − ReLU on validation, on test, the panel's spread: best − worst mean validation
+        score), in accuracy (not points). None where the panel lacks Swish or ReLU."""
+        by_name = {r.name: r for r in self.rows}
+        swish = by_name.get("swish")
+        means = [m for m in (r.val_mean for r in self.rows) if m is not None and math.isfinite(m)]
+        spread = max(means) - min(means) if means else None
+        if swish is None or "relu" not in by_name:
+            return None, None, spread
+        return swish.val_diff_mean, swish.test_diff_mean, spread
+
+    def power(self) -> tuple[float | None, str | None]:
+        """The worst paired sd vs ReLU (validation) over the functions that train, and whose it is."""
+        sds = [(r.val_diff_sd, r.name) for r in self.rows
+               if r.name != "relu" and r.val_diff_sd is not None and self.trains(r)]
+        return max(sds) if sds else (None, None)
 
     def mean_diff_sd(self, which: str = "val") -> float | None:
         sds = [getattr(r, f"{which}_diff_sd") for r in self.rows if r.name != "relu"]
@@ -133,7 +171,8 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
         tau = float(stats.kendalltau(_ranking(rows, first, "val"), _ranking(rows, second, "val")).statistic)
         tau_test = float(stats.kendalltau(_ranking(rows, first, "test"), _ranking(rows, second, "test")).statistic)
     order = lambda pick: [r.name for _, r in sorted(zip(_ranking(rows, pick, "val"), rows), key=lambda t: -t[0])]  # noqa: E731
-    return NoiseReport(fid, seeds, rows, seconds, tau, tau_test, (order(first), order(second)))
+    classes = get_dataset(fid.dataset, torch.device("cpu")).num_classes
+    return NoiseReport(fid, seeds, rows, seconds, tau, tau_test, (order(first), order(second)), classes)
 
 
 def _pts(v: float | None) -> str:
@@ -159,4 +198,23 @@ def format_noise(rep: NoiseReport) -> str:
                  f"points; (test): worst {_pts(rep.worst_diff_sd('test'))}, rms {_pts(rep.mean_diff_sd('test'))} points")
     lines.append(f"Kendall τ between the two halves of the seeds: {tau} (val), {tau_t} (test); "
                  f"ranked on half 1: {' > '.join(rep.halves[0])}; half 2: {' > '.join(rep.halves[1])}")
+    lines.append(format_room_power(rep))
     return "\n".join(lines)
+
+
+def format_room_power(rep: NoiseReport) -> str:
+    """Two lines: the room (Swish − ReLU, the panel's spread) and the power (worst paired sd over
+    the functions that train, τ between the halves)."""
+    sv, st, spread = rep.room()
+    best = max(rep.rows, key=lambda r: r.val_mean if r.val_mean is not None and math.isfinite(r.val_mean) else -1)
+    worst = min(rep.rows, key=lambda r: r.val_mean if r.val_mean is not None and math.isfinite(r.val_mean) else 2)
+    sd, who = rep.power()
+    trains = [r.name for r in rep.rows if rep.trains(r) and r.name != "relu"]
+    left = [r.name for r in rep.rows if not rep.trains(r)]
+    sign = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
+    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
+    return (f"room: Swish − ReLU {sign(sv)} (val), {sign(st)} (test) points; the panel's spread "
+            f"{_pts(spread)} points ({best.name} {_pts(best.val_mean)} … {worst.name} {_pts(worst.val_mean)})\n"
+            f"power: worst paired sd vs ReLU over the {len(trains)} functions that train {_pts(sd)} points"
+            f"{f' ({who})' if who else ''}; Kendall τ between the halves {tau}"
+            + (f"; not training (under {TRAINS_OVER_CHANCE:g}x chance or diverged): {', '.join(left)}" if left else ""))

@@ -47,11 +47,11 @@ import torch
 from optuna.trial import TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity, mean_std, resolve_device
+from ..evaluation import get_fidelity, mean_std, resolve_device, split_fidelities
 from ..expressions import Candidate, parse, plot_functions, pyplot, save_figure
 from ..search import (OnStart, OnTrial, RunConfig, build_settings, load_study, open_storage, read_settings, run_search,
                       stored_settings, study_name_for)
-from .compare import read_csv, transfer, write_csv
+from .compare import paired, read_csv, transfer, write_csv
 from .leaderboard import export_top, leaderboard, verify
 from .report import format_leaderboard, format_transfer, format_verify, study_summary
 from .shape import is_swish_like, nearest, swish_fit
@@ -80,7 +80,19 @@ def _vs_relu(rec: dict[str, Any]) -> str:
         return "vs ReLU: —"
     p = f"{rec['p_value']:.3g}" if rec.get("p_value") is not None else "—"
     sd = f" ± {std:.4f}" if std is not None else ""
-    return f"vs ReLU: Δ {mean:+.4f}{sd} (paired over {len(rec['test_accuracies'])} seeds), p={p}"
+    holm = f", Holm p={rec['p_holm']:.3g}" if rec.get("p_holm") is not None and rec["name"] != "swish" else ""
+    return f"vs ReLU: Δ {mean:+.4f}{sd} (paired over {len(rec['test_accuracies'])} seeds), p={p}{holm}"
+
+
+def _vs_swish(rec: dict[str, Any], swish: dict[str, Any] | None) -> str:
+    """The paired difference to Swish on the same seeds, and its t-test: does a found function go
+    beyond the paper's?"""
+    if swish is None:
+        return ""
+    mean, sd, p = paired(rec.get("test_accuracies") or [], swish.get("test_accuracies") or [])
+    if mean is None or sd is None:
+        return ""
+    return f"; vs Swish: Δ {mean:+.4f} ± {sd:.4f}, p={1.0 if p is None else p:.3g}"
 
 
 def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = True) -> tuple[bool, list[str]]:
@@ -109,7 +121,8 @@ def verdict(records: Sequence[dict[str, Any]], top: int = 5, reflect: bool = Tru
         lines.append(f"strict (fitted β ≥ {STRICT_BETA_MIN}, i.e. not a near-linear leaky-ReLU-like match): "
                      + (f"yes ({strict[0][0]['expression']}, β={strict[0][2]:.2f})" if strict else "no"))
     if best5:
-        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0])}")
+        lines.append(f"best found: {best5[0]['expression']} {best5[0]['test_mean']:.4f}; {_vs_relu(best5[0])}"
+                     f"{_vs_swish(best5[0], swish)}")
     if swish is not None and swish["test_mean"] is not None:
         lines.append(f"reference swish x*sigmoid(beta*x): {swish['test_mean']:.4f}; {_vs_relu(swish)}")
     if relu["test_mean"] is not None:
@@ -208,7 +221,7 @@ class RediscoverOptions:
 
     def transfer_fidelities(self) -> list[str]:
         """The --transfer presets, checked before anything trains (a typo must not cost a search)."""
-        names = [n.strip() for n in (self.transfer or "").split(",") if n.strip()]
+        names = split_fidelities(self.transfer or "")
         if self.transfer is not None and not names:
             raise ActsearchError("--transfer needs fidelity names, e.g. --transfer quick,mnist")
         if self.transfer_only and not names:

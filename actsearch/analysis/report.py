@@ -5,6 +5,7 @@ rediscovery writes it to ``leaderboard.md``, ``verify.md`` and ``transfer.md``.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 import optuna
@@ -13,7 +14,7 @@ from scipy import stats
 
 from ..evaluation import get_fidelity
 from ..search import EVALUATED_FAILURES
-from .compare import ALPHA
+from .compare import ALPHA, paired
 from .leaderboard import Row
 
 __all__ = ["pm", "study_summary", "format_leaderboard", "format_failures", "format_verify", "format_transfer"]
@@ -171,7 +172,8 @@ def format_transfer(verified: Sequence[dict[str, Any]], results: Mapping[str, Se
             if r["name"] in top:
                 was = f"verified {_vs(by_name[r['name']])}; " if r["name"] in by_name else ""
                 body.append(f"  - {r['expression']} [{r['name']}]: {was}here {_vs(r)} → "
-                            f"{_reading(r['diff_vs_relu'], r['p_value'])}")
+                            f"{_reading(r['diff_vs_relu'], r['p_value'])}; vs Swish here "
+                            f"{_vs_pair(r, swish, 'test_accuracies')}")
         if swish is not None:
             body.append(f"- Swish: {_vs(swish)} → {_reading(swish['diff_vs_relu'], swish['p_value'])}")
         body.append("")
@@ -179,4 +181,22 @@ def format_transfer(verified: Sequence[dict[str, Any]], results: Mapping[str, Se
                        + (f"{tau.statistic:+.2f} ({tau.pvalue:.2g}) | {rho.statistic:+.2f}" if tau is not None
                           else "— | —")
                        + f" | {len(wins)} of {len(top)} | {_vs(swish) if swish else '—'} |")
+    ood = [r for r in verified if r["name"] in top and any(math.isfinite(v) for v in r.get("ood_accuracies") or [])]
+    if ood:  # the verified nets themselves on the shifted test set: no re-training
+        vrelu = by_name.get("relu")
+        body += [f"## OOD: the verified `{vfid}` nets on the shifted test set", ""]
+        body += [f"- {r['expression']} [{r['name']}]: OOD {r['ood_mean']:.4f}; vs ReLU "
+                 f"{_vs_pair(r, vrelu, 'ood_accuracies')}; vs Swish {_vs_pair(r, vswish, 'ood_accuracies')}"
+                 for r in ood]
+        body.append("")
     return "\n".join(head + summary + [""] + body)
+
+
+def _vs_pair(r: dict[str, Any], other: dict[str, Any] | None, key: str) -> str:
+    """"Δ mean ± sd, p=…" of r's per-seed ``key`` values against ``other``'s, paired by seed."""
+    if other is None:
+        return "—"
+    diff, sd, p = paired(r.get(key) or [], other.get(key) or [])
+    if diff is None:
+        return "—"
+    return f"Δ {diff:+.4f}{f' ± {sd:.4f}' if sd is not None else ''}, p={'—' if p is None else f'{p:.3g}'}"

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import math
 import sys
 from typing import Any
 
-from ..analysis import PANEL, format_noise, mde, measure_noise
+from ..analysis import PANEL, NoiseReport, entry, format_noise, mde, measure_noise
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity
+from ..evaluation import Fidelity, get_fidelity, split_fidelities
 from ..paths import output_file
 from ..search import MAX_SEEDS
 from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, count, device
@@ -17,19 +18,53 @@ from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_threads_opti
 __all__ = ["add_parsers", "cmd_noise"]
 
 
+def _grid(fids: list[Fidelity], axes: list[str]) -> list[Fidelity]:
+    """Every preset crossed with every combination of the ``--grid KEY=V1,V2`` axes."""
+    parsed = []
+    for text in axes:
+        key, sep, values = text.partition("=")
+        vals = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not vals:
+            raise ActsearchError(f"bad --grid {text[:60]!r}: use KEY=V1,V2,… (e.g. depth=8,16,32)")
+        parsed.append([(key.strip(), v) for v in vals])
+    cells = []
+    for fid in fids:
+        for combo in itertools.product(*parsed):
+            try:
+                cells.append(fid.vary(**dict(combo)))
+            except ValueError as exc:
+                raise ActsearchError(f"bad --grid for {fid.name}: {exc}") from None
+    return cells
+
+
+def _grid_row(rep: NoiseReport) -> str:
+    sv, st, spread = rep.room()
+    sd, _ = rep.power()
+    relu = next(r for r in rep.rows if r.name == "relu")
+    sign = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
+    pts = lambda v: "—" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"  # noqa: E731
+    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
+    return (f"{rep.fidelity.name:<46}{pts(relu.val_mean):>8}{sign(sv):>10}{sign(st):>10}{pts(spread):>9}"
+            f"{pts(sd):>10}{tau:>7}{rep.seconds_per_candidate:>9.2f}")
+
+
 def cmd_noise(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.fidelity.split(",") if n.strip()]
+    names = split_fidelities(args.fidelity)
     if not names:
         raise ActsearchError("--fidelity needs preset names, e.g. --fidelity standard,standard_bn")
-    fids = [get_fidelity(n) for n in names]  # every typo before any training
+    fids = _grid([get_fidelity(n) for n in names], args.grid or [])  # every typo before any training
+    panel = list(dict.fromkeys(["relu", *(args.panel or PANEL)]))  # ReLU: the pairs' other half
+    for text in panel:
+        entry(text)  # an unknown name or a malformed expression: one line before any training
     dev = device(args.device)
     if args.csv:
         output_file(args.csv, "--csv", (".csv",))
     seeds = [args.seed_base + j for j in range(args.seeds)]
-    rows = []
+    rows, reports = [], []
     for fid in fids:
-        print(f"noise of {fid.name}: {len(PANEL)} functions × {len(seeds)} paired seeds …", file=sys.stderr, flush=True)
-        rep = measure_noise(fid, seeds, device=dev, batch=args.batch)
+        print(f"noise of {fid.name}: {len(panel)} functions × {len(seeds)} paired seeds …", file=sys.stderr, flush=True)
+        rep = measure_noise(fid, seeds, panel, device=dev, batch=args.batch)
+        reports.append(rep)
         print(format_noise(rep), flush=True)
         print()
         for r in rep.rows:
@@ -40,16 +75,28 @@ def cmd_noise(args: argparse.Namespace) -> int:
                          "mde5_val": mde(r.val_diff_sd, 5), "mde10_val": mde(r.val_diff_sd, 10),
                          "mde10_test": mde(r.test_diff_sd, 10), "tau_halves_val": rep.tau,
                          "tau_halves_test": rep.tau_test, "seconds_per_candidate": rep.seconds_per_candidate,
-                         "seeds": " ".join(map(str, seeds)),
+                         "trains": rep.trains(r), "seeds": " ".join(map(str, seeds)),
                          "val_per_seed": " ".join("nan" if math.isnan(v) else f"{v:.4f}" for v in r.val),
                          "test_per_seed": " ".join("nan" if math.isnan(v) else f"{v:.4f}" for v in r.test)})
+        if args.csv:  # after every fidelity: a long grid stopped half-way keeps what it measured
+            _write_csv(args.csv, rows)
+    if len(reports) > 1:
+        print("summary (accuracy points; room: Swish − ReLU and the panel's spread; power: worst paired sd vs "
+              "ReLU over the functions that train, τ between the halves)")
+        print(f"{'fidelity':<46}{'ReLU val':>8}{'Δ val':>10}{'Δ test':>10}{'spread':>9}{'worst sd':>10}{'τ':>7}"
+              f"{'s/cand':>9}")
+        for rep in reports:
+            print(_grid_row(rep))
     if args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
         print(f"saved: {args.csv}")
     return 0
+
+
+def _write_csv(path: str, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def add_parsers(sub: Any) -> None:
@@ -57,13 +104,21 @@ def add_parsers(sub: Any) -> None:
                        description="Train the panel (" + ", ".join(PANEL) + ") on N paired seeds at each "
                        "fidelity and print the sd of each function's paired difference to ReLU, the effect "
                        "5 and 10 paired seeds can detect (α 0.05, power 0.8), Kendall's τ between the rankings "
-                       "on two disjoint halves of the seeds, and the seconds per candidate.")
+                       "on two disjoint halves of the seeds, the seconds per candidate, and two verdicts: room "
+                       "(Swish − ReLU, the panel's spread) and power (the worst paired sd over the functions "
+                       "that train, τ). --grid crosses the presets with changes of their child, to choose one.")
     s.add_argument("--fidelity", required=True, metavar="NAME[,NAME...]",
                    help=f"the preset(s) to measure, comma-separated (required), {FIDELITY_CHOICES}")
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")
     s.add_argument("--batch", type=count(1, 4096), default=16, help="networks trained together (default 16)")
+    s.add_argument("--panel", nargs="+", metavar="FUNC", default=None,
+                   help="functions to train instead of the fixed panel: names or expressions (ReLU is always added) "
+                        "(default: the fixed panel)")
+    s.add_argument("--grid", action="append", metavar="KEY=V1,V2", default=None,
+                   help="vary the child, repeatable: depth=8,16,32 width=64,128 init=default,he "
+                        "norm=none,batch lr=… steps=… dataset=…; every combination is measured (default: no grid)")
     add_device_option(s)
     s.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV (default: no CSV)")
     add_threads_option(s)

@@ -19,7 +19,7 @@ from .init import fans, init_weight_, initialize_, list_initializers
 from .models import CNN, MLP, ModelSpec, build_model, conv_output_sizes
 from .population import (FUSE_MIN_WORK, StackedNet, activation_units, by_hand_applies, fusion_pays, loss_and_grads,
                          train_population)
-from .recipe import (FIDELITIES, Fidelity, batch_order, checkpoints, epoch_batches, get_dataset, get_fidelity, lr_at,
+from .recipe import (FIDELITIES, Fidelity, batch_order, checkpoints, epoch_batches, get_dataset, get_fidelity, split_fidelities, lr_at,
                      make_optimizer, prepare, resolve_device, score)
 from .results import TrainResult, mean_std, overall_status, summarize
 from .train import train_one
@@ -30,7 +30,7 @@ __all__ = [
     "squash",
     "fans", "init_weight_", "initialize_", "list_initializers",
     "ModelSpec", "MLP", "CNN", "build_model", "conv_output_sizes",
-    "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
+    "Fidelity", "FIDELITIES", "get_fidelity", "split_fidelities", "resolve_device", "get_dataset", "prepare", "epoch_batches",
     "batch_order", "make_optimizer", "lr_at", "checkpoints", "score",
     "TrainResult", "mean_std", "overall_status", "summarize",
     "train_one", "train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",

@@ -21,10 +21,11 @@ from torch import nn
 from ..errors import DeviceError, UnknownFidelityError, did_you_mean
 from ._memory import retain_freed_memory
 from .data import Dataset, load_dataset
+from .init import list_initializers
 from .models import ModelSpec
 
 __all__ = [
-    "Fidelity", "FIDELITIES", "get_fidelity", "resolve_device", "get_dataset", "prepare", "epoch_batches",
+    "Fidelity", "FIDELITIES", "get_fidelity", "split_fidelities", "resolve_device", "get_dataset", "prepare", "epoch_batches",
     "batch_order", "make_optimizer", "ADAM_BETAS", "ADAM_EPS", "lr_at", "checkpoints", "score",
 ]
 
@@ -54,12 +55,61 @@ class Fidelity:
     def replace(self, **changes: object) -> Fidelity:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+    def vary(self, **changes: str) -> Fidelity:
+        """This preset with its child or recipe changed, from text (``actsearch noise --grid``):
+        ``depth`` (MLP hidden layers of the first layer's width), ``width`` (every layer), ``init``,
+        ``norm``, ``lr``, ``steps``, ``dataset``. The name records the changes: ``deep[depth=32]``."""
+        model, recipe = dict(), dict()
+        widths = self.model.widths
+        for key, text in changes.items():
+            if key == "depth":
+                if self.model.kind != "mlp":
+                    raise ValueError(f"depth applies to an MLP child; {self.name}'s is a {self.model.kind}")
+                widths = (widths[0],) * _positive(key, text)
+            elif key == "width":
+                widths = (_positive(key, text),) * len(widths)
+            elif key == "norm":
+                if text not in ("none", "batch", "layer"):
+                    raise ValueError(f"norm must be none, batch or layer, got {text!r}")
+                model[key] = text
+            elif key == "init":
+                if text != "default" and text not in list_initializers():
+                    raise ValueError(f"unknown initializer {text!r} (known: default, {', '.join(list_initializers())})")
+                model[key] = text
+            elif key in ("lr",):
+                recipe[key] = float(text)
+            elif key in ("steps",):
+                recipe[key] = _positive(key, text)
+            elif key == "dataset":
+                recipe[key] = text
+            else:
+                raise ValueError(f"cannot vary {key!r}: use depth, width, init, norm, lr, steps or dataset")
+        model["widths"] = widths
+        label = ",".join(f"{k}={v}" for k, v in changes.items())
+        return self.replace(name=f"{self.name}[{label}]" if label else self.name,
+                            model=dataclasses.replace(self.model, **model), **recipe)
+
     def describe(self) -> str:
         """One line on the child it trains, e.g. "MLP 100-100 on mnist1d, Adam 0.01, batch 100, 3000 steps"."""
         kind = "MLP" if self.model.kind == "mlp" else ("2-D CNN" if self.dataset == "mnist" else "CNN")
+        widths = self.model.widths
+        shape = (f"{len(widths)}x{widths[0]}" if len(widths) > 3 and len(set(widths)) == 1
+                 else "-".join(map(str, widths)))
+        extras = [f"{self.model.init} init"] if self.model.init != "default" else []
+        extras += [f"{self.model.norm}norm"] if self.model.norm != "none" else []
         sched = ", cosine" if self.schedule == "cosine" else ""
-        return (f"{kind} {'-'.join(map(str, self.model.widths))} on {self.dataset}, {self.optimizer.capitalize()} "
-                f"{self.lr:g}{sched}, batch {self.batch_size}, {self.steps} steps")
+        return (f"{kind} {shape}{' (' + ', '.join(extras) + ')' if extras else ''} on {self.dataset}, "
+                f"{self.optimizer.capitalize()} {self.lr:g}{sched}, batch {self.batch_size}, {self.steps} steps")
+
+
+def _positive(key: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{key} must be a positive whole number, got {text!r}")
+    return value
 
 
 _CNN = ModelSpec(kind="cnn", widths=(32, 32, 32), kernel_sizes=(5, 3, 3), stride=2, padding=1)
@@ -90,6 +140,12 @@ FIDELITIES: dict[str, Fidelity] = {
     # shear) — room below the ~96.5% ceiling every good function reaches on the published set.
     "power_hard": Fidelity("power_hard", dataclasses.replace(_CNN, norm="batch"), dataset="mnist1d-hard",
                            steps=4000, eval_every=500, schedule="cosine", score_checkpoints=3),
+    # Deep (the Swish paper's v1 depth experiment, and the lecture's subject: why deep nets are hard
+    # to train): a plain 16-layer MLP of 64 units, He init, no normalization, on the larger generated
+    # set, Adam 1e-3 with a cosine decay, the score the mean of the last 3 checkpoints. Here the
+    # activation decides: Swish is ~10 points above ReLU (results/noise/, the grid that chose it).
+    "deep": Fidelity("deep", ModelSpec(widths=(64,) * 16, init="he"), dataset="mnist1d-large", lr=1e-3,
+                     schedule="cosine", steps=3000, eval_every=500, score_checkpoints=3),
     # Verification: longer with a cosine decay (the last epochs at a small lr add ~1 point) and
     # 3 seeds. Its CNN reproduces the MNIST-1D paper's 94%, `full_mlp` its MLP's 68%.
     "full": Fidelity("full", _CNN, steps=8000, eval_every=1000, schedule="cosine", seeds=3, time_limit=600.0),
@@ -107,10 +163,37 @@ FIDELITIES: dict[str, Fidelity] = {
 }
 
 
+def split_fidelities(text: str) -> list[str]:
+    """Comma-separated fidelity names, commas inside a variant's brackets kept:
+    ``"deep[depth=32,width=128],power"`` -> ``["deep[depth=32,width=128]", "power"]``."""
+    names, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            names.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    names.append(cur.strip())
+    return [n for n in names if n]
+
+
 def get_fidelity(name: str | Fidelity) -> Fidelity:
-    """A preset by name (a :class:`Fidelity` passes through)."""
+    """A preset by name (a :class:`Fidelity` passes through), or a preset with its child changed:
+    ``deep[depth=32]`` (see :meth:`Fidelity.vary`)."""
     if isinstance(name, Fidelity):
         return name
+    base, bracket, changes = name.strip().partition("[")
+    if bracket:  # a preset with its child changed, as Fidelity.vary names it: deep[depth=32,width=128]
+        if not changes.endswith("]"):
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: write PRESET[KEY=VALUE,…], e.g. deep[depth=32]")
+        pairs = [p.partition("=") for p in changes[:-1].split(",") if p.strip()]
+        if any(not sep or not k.strip() for k, sep, _ in pairs):
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: write PRESET[KEY=VALUE,…], e.g. deep[depth=32]")
+        try:
+            return get_fidelity(base).vary(**{k.strip(): v.strip() for k, _, v in pairs})
+        except ValueError as exc:
+            raise UnknownFidelityError(f"bad fidelity {name[:80]!r}: {exc}") from None
     key = name.strip().lower().replace("-", "_")
     if key not in FIDELITIES:
         hint = did_you_mean(key, FIDELITIES, n=2, sep=" or ")

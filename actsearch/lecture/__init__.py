@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import UnknownExperimentError, did_you_mean
-from . import _batchnorm, _dead_relu, _forward, _init_training, _pretraining, _relu_init, _symmetry, _zoo
+from . import _batchnorm, _dead_relu, _depth, _forward, _init_training, _pretraining, _relu_init, _symmetry, _zoo
 from ._common import Context, Experiment, ExperimentResult
 from .pretrain import fine_tune, hidden_representation, pretrain_greedy
 
@@ -23,7 +23,7 @@ __all__ = ["EXPERIMENTS", "Experiment", "ExperimentResult", "Context", "list_exp
 
 # Order = the lecture's order; each experiment's summary (what `--list` prints) is in its module.
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (m.EXPERIMENT for m in (
-    _forward, _init_training, _relu_init, _batchnorm, _pretraining, _symmetry, _dead_relu, _zoo))}
+    _forward, _init_training, _relu_init, _batchnorm, _pretraining, _symmetry, _dead_relu, _zoo, _depth))}
 
 
 def list_experiments() -> list[tuple[str, str]]:

@@ -140,6 +140,26 @@ def test_format_transfer_reports_order_rank_correlation_and_wins() -> None:
             in text)
 
 
+def test_format_transfer_reports_vs_swish_and_the_verified_nets_ood() -> None:
+    def rec(name: str, test: list[float], ood: list[float]) -> dict:
+        r = _rec(name, sum(test) / 3, None, None)
+        return {**r, "test_accuracies": test, "ood_accuracies": ood, "ood_mean": sum(ood) / 3}
+
+    verified = [rec("sin", [0.95, 0.96, 0.94], [0.50, 0.52, 0.51]), rec("relu", [0.90, 0.91, 0.92], [0.40, 0.41, 0.45]),
+                rec("swish", [0.93, 0.93, 0.93], [0.49, 0.50, 0.51])]
+    here = [rec("sin", [0.80, 0.81, 0.82], [math.nan] * 3), rec("relu", [0.80, 0.80, 0.80], [math.nan] * 3),
+            rec("swish", [0.79, 0.79, 0.80], [math.nan] * 3)]
+    text = format_transfer(verified, {"quick": here})
+    # sin − swish here: 0.01, 0.02, 0.02 -> mean 0.0167, sd 0.0058
+    p_here = stats.ttest_rel([0.80, 0.81, 0.82], [0.79, 0.79, 0.80]).pvalue
+    assert f"vs Swish here Δ +0.0167 ± 0.0058, p={p_here:.3g}" in text
+    assert "## OOD: the verified `standard` nets on the shifted test set" in text
+    p_relu = stats.ttest_rel([0.50, 0.52, 0.51], [0.40, 0.41, 0.45]).pvalue
+    p_swish = stats.ttest_rel([0.50, 0.52, 0.51], [0.49, 0.50, 0.51]).pvalue
+    assert (f"sin(x) [sin]: OOD 0.5100; vs ReLU Δ +0.0900 ± 0.0265, p={p_relu:.3g}; vs Swish Δ +0.0100 ± 0.0100, "
+            f"p={p_swish:.3g}") in text
+
+
 @pytest.fixture(scope="module")
 def rediscovered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A rediscover run with a transfer check at its own fidelity and on its own 2 verify seeds."""

@@ -53,6 +53,20 @@ def test_verdict_counts_only_found_swish_like_functions() -> None:
     assert yes and lines[1].endswith("no")  # Swish-like by the threshold, not by the strict reading
 
 
+def test_verdict_reports_the_winner_against_swish_paired_and_holm() -> None:
+    relu = _rec("relu", "relu(x)", RELU_ACCS)
+    swish = _rec("swish", "x*sigmoid(beta*x)", [0.85, 0.86, 0.84], 0.01)
+    winner = _rec("rank 1 (#3)", "tanh(x)*x", [0.87, 0.89, 0.85], 0.002)
+    winner["p_holm"] = 0.004
+    _, lines = verdict([winner, relu, swish])
+    best = next(line for line in lines if line.startswith("best found"))
+    assert "p=0.002, Holm p=0.004" in best
+    # vs Swish, paired on the same seeds: differences 0.02, 0.03, 0.01 -> mean 0.02, sd 0.01
+    t = 0.02 / (0.01 / 3 ** 0.5)
+    from scipy import stats
+    assert f"vs Swish: Δ +0.0200 ± 0.0100, p={2 * stats.t.sf(t, 2):.3g}" in best
+
+
 def test_swish_like_info() -> None:
     ok, beta, dist = swish_like_info("x*sigmoid(1.5*x)")
     assert ok and abs(beta - 1.5) < 0.05 and dist < 1e-3

@@ -113,11 +113,50 @@ def test_activation_zoo_table_matches_runs(tmp_path: Path) -> None:
     assert float(table["relu"]["test_mean"]) > 0.5  # chance is 0.25 on `tiny`
 
 
+def test_depth_table_figure_and_finding(tmp_path: Path) -> None:
+    res = _run("depth", tmp_path)
+    runs = _csv(tmp_path / "runs.csv")
+    # every (norm, depth, activation) cell trained on the same 2 seeds, with and without BatchNorm
+    cells = {(r["norm"], r["depth"], r["activation"]) for r in runs}
+    assert {n for n, _, _ in cells} == {"none", "batch"} and {d for _, d, _ in cells} == {"2", "4"}
+    assert len(runs) == 2 * len(cells)
+    table = {(r["norm"], r["depth"], r["activation"]): r for r in _csv(tmp_path / "results.csv")}
+    relu4 = [float(r["test_accuracy"]) for r in runs if (r["norm"], r["depth"], r["activation"]) == ("none", "4", "ReLU")]
+    assert float(table[("none", "4", "ReLU")]["test_mean"]) == pytest.approx(sum(relu4) / 2, abs=1e-5)
+    swish4 = float(table[("none", "4", "Swish (SiLU)")]["test_mean"])
+    assert res.metrics["gap"][("none", 4)] == pytest.approx(swish4 - sum(relu4) / 2, abs=1e-5)
+    assert f"4 layers {100 * res.metrics['gap'][('none', 4)]:+.1f}" in res.finding
+    assert min(float(r["test_mean"]) for r in table.values()) > 0.5  # chance is 0.25 on `tiny`
+
+
+def test_depth_resumes_from_its_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import actsearch.lecture._depth as depth
+
+    trained = []
+    real = depth.train_population
+
+    def stop_at_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+        trained.append(args[1].name)
+        if len(trained) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the third population
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(depth, "train_population", stop_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("depth", tmp_path, quick=True)
+    assert len(_csv(tmp_path / "runs.smoke.partial.csv")) == 2 * 2 * 2  # two populations of 2 functions x 2 seeds
+    trained.clear()
+    monkeypatch.setattr(depth, "train_population", lambda *a, **k: (trained.append(a[1].name), real(*a, **k))[1])
+    run_experiment("depth", tmp_path, quick=True)
+    assert trained == ["smoke[depth=2,norm=batch]", "smoke[depth=4,norm=batch]"]  # only what was left
+    assert len(_csv(tmp_path / "runs.csv")) == 16 and not (tmp_path / "runs.smoke.partial.csv").exists()
+
+
 def test_cli_list_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "--list"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in out] == list(EXPERIMENTS) == [n for n, _ in list_experiments()]
-    assert len(out) == 8
+    assert len(out) == 9
     assert main(["experiment", "symetry"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "did you mean 'symmetry'" in err

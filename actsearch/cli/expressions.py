@@ -54,5 +54,5 @@ def add_parsers(sub: Any) -> None:
 
     s = sub.add_parser("show", help="parse an expression: canonical form, LaTeX, nearest activation")
     s.add_argument("expr", help='an expression, e.g. "x*sigmoid(beta*x)"')
-    s.add_argument("--plot", metavar="FILE.png", help="also plot f and f' to this file")
+    s.add_argument("--plot", metavar="FILE.png", help="also plot f and f' to this file (default: no plot)")
     s.set_defaults(run=cmd_show)

@@ -3,7 +3,8 @@
 Bad input — an unknown operator, a malformed expression or space file, a missing study — is one
 line on stderr and exit status 2, never a traceback. Each command group lives in its own module
 (:mod:`.expressions`: ops, show; :mod:`.search`: search, worker, dashboard; :mod:`.study`: top,
-verify, export, predict; :mod:`.compare`; :mod:`.rediscover`; :mod:`.experiment`); this module wires them.
+verify, export, predict; :mod:`.compare`; :mod:`.noise`; :mod:`.fidelities`; :mod:`.rediscover`;
+:mod:`.experiment`); this module wires them.
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from typing import Sequence
 from .._version import __version__
 from ..errors import ActsearchError, one_line
 from ..evaluation import THREADS_ENV
-from . import compare, experiment, expressions, noise, rediscover, search, study
+from . import compare, experiment, expressions, fidelities, noise, rediscover, search, study
 from ._common import EXIT_USAGE, Parser
 
 __all__ = ["main", "build_parser"]
 
 #: The command groups, in the order `actsearch --help` lists their commands.
-_GROUPS = (expressions, search, study, compare, noise, rediscover, experiment)
+_GROUPS = (expressions, search, study, compare, noise, fidelities, rediscover, experiment)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,7 +13,7 @@ from ..errors import ActsearchError
 from ..evaluation import Fidelity, get_fidelity, split_fidelities
 from ..paths import output_file
 from ..search import MAX_SEEDS
-from ._common import SEED, add_threads_option, count, device
+from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, count, device
 
 __all__ = ["add_parsers", "cmd_noise"]
 
@@ -107,17 +107,19 @@ def add_parsers(sub: Any) -> None:
                        "on two disjoint halves of the seeds, the seconds per candidate, and two verdicts: room "
                        "(Swish − ReLU, the panel's spread) and power (the worst paired sd over the functions "
                        "that train, τ). --grid crosses the presets with changes of their child, to choose one.")
-    s.add_argument("--fidelity", required=True, help="preset(s), comma-separated: standard,standard_bn …")
+    s.add_argument("--fidelity", required=True, metavar="NAME[,NAME...]",
+                   help=f"the preset(s) to measure, comma-separated (required), {FIDELITY_CHOICES}")
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")
     s.add_argument("--batch", type=count(1, 4096), default=16, help="networks trained together (default 16)")
     s.add_argument("--panel", nargs="+", metavar="FUNC", default=None,
-                   help="functions to train instead of the fixed panel: names or expressions (ReLU is always added)")
+                   help="functions to train instead of the fixed panel: names or expressions (ReLU is always added) "
+                        "(default: the fixed panel)")
     s.add_argument("--grid", action="append", metavar="KEY=V1,V2", default=None,
                    help="vary the child, repeatable: depth=8,16,32 width=64,128 init=default,he "
-                        "norm=none,batch lr=… steps=… dataset=…; every combination is measured")
-    s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
-    s.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV")
+                        "norm=none,batch lr=… steps=… dataset=…; every combination is measured (default: no grid)")
+    add_device_option(s)
+    s.add_argument("--csv", metavar="FILE", default=None, help="also write the rows as CSV (default: no CSV)")
     add_threads_option(s)
     s.set_defaults(run=cmd_noise)

@@ -10,8 +10,10 @@ import optuna
 
 from ..analysis import RediscoverOptions, rediscover, transfer_only, verdict_only
 from ..paths import output_dir
-from ..search import MAX_SEEDS
-from ._common import SEED, Progress, add_threads_option, amount, count, device
+from ..expressions import list_spaces
+from ..search import MAX_SEEDS, PRUNERS
+from ._common import (FIDELITY_CHOICES, SAMPLER_CHOICES, SEED, Progress, add_device_option, add_threads_option, amount,
+                      count, device, one_of)
 
 __all__ = ["add_parsers", "cmd_rediscover"]
 
@@ -44,46 +46,59 @@ def add_parsers(sub: Any) -> None:
                        "re-trained on other children); with --transfer-only it runs on an earlier --output "
                        "folder without searching: actsearch rediscover --transfer quick,mnist --transfer-only "
                        "--output results/rediscovery/seed-0")
-    s.add_argument("--seed", type=SEED, default=_DEFAULTS.seed, help="search seed (sampler and training) (default 0)")
-    s.add_argument("--space", default=_DEFAULTS.space, help="space (default paper-1)")
-    s.add_argument("--fidelity", default=_DEFAULTS.fidelity,
-                   help="search fidelity (default power: the 1-D CNN with BatchNorm on 4x the MNIST-1D examples, "
-                        "cosine decay, mean of the last 3 checkpoints — the score with the least noise, see "
-                        "README 'Noise'; plain `standard` rewards even functions)")
-    s.add_argument("--sampler", default=_DEFAULTS.sampler, help="sampler (default tpe)")
-    s.add_argument("--trials", type=count(1), default=_DEFAULTS.trials, help="search trials (default 120)")
-    s.add_argument("--budget-minutes", type=amount(0), default=_DEFAULTS.budget_minutes,
-                   help="stop the search (between batches) after this many minutes; verify still runs")
-    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=_DEFAULTS.seeds, help="training seeds per candidate during the search (default 1)")
-    s.add_argument("--verify-k", type=count(1), default=_DEFAULTS.verify_k, help="candidates re-verified (default 10)")
-    s.add_argument("--verify-seeds", type=count(1, MAX_SEEDS), default=_DEFAULTS.verify_seeds, help="fresh seeds for the verification (default 8)")
-    s.add_argument("--verify-fidelity", default=_DEFAULTS.verify_fidelity, help="verification fidelity (default: the search's)")
-    s.add_argument("--verify-batch", type=count(1, 4096), default=_DEFAULTS.verify_batch, help="networks trained together when verifying")
-    s.add_argument("--batch", type=count(1, 4096), default=_DEFAULTS.batch, help="candidates trained together in the search (default 8)")
-    s.add_argument("--pruner", default=_DEFAULTS.pruner, help="median | hyperband | none (default median)")
-    s.add_argument("--device", default=_DEFAULTS.device)
-    s.add_argument("--storage", default=_DEFAULTS.storage, help="Optuna storage (default: OUTPUT/study.db)")
-    s.add_argument("--study", default=_DEFAULTS.study, help="study name (default: derived from the options)")
-    s.add_argument("--output", default=_DEFAULTS.output, help="output folder (default results/rediscovery/FIDELITY-seed-S)")
-    s.add_argument("--transfer", metavar="FID[,FID...]", default=_DEFAULTS.transfer,
+    d = _DEFAULTS
+    s.add_argument("--seed", type=SEED, default=d.seed, metavar="S",
+                   help=f"search seed (sampler and training) (default: {d.seed})")
+    s.add_argument("--space", default=d.space, metavar="FILE|NAME",
+                   help=f"space file or shipped space, {one_of(p.stem for p in list_spaces())} (default: {d.space})")
+    s.add_argument("--fidelity", default=d.fidelity, metavar="NAME",
+                   help=f"search fidelity, {FIDELITY_CHOICES} (default: {d.fidelity}: the 1-D CNN with BatchNorm "
+                        "on 4x the MNIST-1D examples, cosine decay, mean of the last 3 checkpoints — the score with "
+                        "the least noise; plain `standard` rewards even functions)")
+    s.add_argument("--sampler", default=d.sampler, metavar="NAME", help=f"{SAMPLER_CHOICES} (default: {d.sampler})")
+    s.add_argument("--trials", type=count(1), default=d.trials, metavar="N", help=f"search trials (default: {d.trials})")
+    s.add_argument("--budget-minutes", type=amount(0), default=d.budget_minutes, metavar="M",
+                   help="stop the search (between batches) after this many minutes; the verification still runs "
+                        "(default: no time limit)")
+    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=d.seeds, metavar="N",
+                   help=f"training seeds per candidate during the search (default: {d.seeds})")
+    s.add_argument("--verify-k", type=count(1), default=d.verify_k, metavar="K",
+                   help=f"candidates re-verified (default: {d.verify_k})")
+    s.add_argument("--verify-seeds", type=count(1, MAX_SEEDS), default=d.verify_seeds, metavar="N",
+                   help=f"fresh seeds for the verification (default: {d.verify_seeds})")
+    s.add_argument("--verify-fidelity", default=d.verify_fidelity, metavar="NAME",
+                   help=f"verification fidelity, {FIDELITY_CHOICES} (default: the search's)")
+    s.add_argument("--verify-batch", type=count(1, 4096), default=d.verify_batch, metavar="K",
+                   help=f"networks trained together when verifying (default: {d.verify_batch})")
+    s.add_argument("--batch", type=count(1, 4096), default=d.batch, metavar="K",
+                   help=f"candidates trained together in the search (default: {d.batch})")
+    s.add_argument("--pruner", default=d.pruner, metavar="NAME", help=f"{one_of(PRUNERS)} (default: {d.pruner})")
+    add_device_option(s)
+    s.add_argument("--storage", default=d.storage, metavar="URL", help="Optuna storage (default: OUTPUT/study.db)")
+    s.add_argument("--study", default=d.study, metavar="NAME", help="study name (default: derived from the options)")
+    s.add_argument("--output", default=d.output, metavar="DIR",
+                   help="output folder (default: results/rediscovery/FIDELITY-seed-S)")
+    s.add_argument("--transfer", metavar="FID[,FID...]", default=d.transfer,
                    help="transfer check: re-train the verified top K (--transfer-k) with ReLU and Swish at these "
                         "fidelities (other children, e.g. quick,mnist: the MLP on MNIST-1D, a 2-D CNN on real "
-                        "MNIST); writes transfer.md/csv")
+                        "MNIST); writes transfer.md/csv (default: no transfer check)")
     s.add_argument("--transfer-only", action="store_true",
                    help="run only the transfer check on an existing --output folder (its study.db or verify.csv), "
-                        "without searching again; writes transfer_command.txt")
+                        "without searching again; writes transfer_command.txt (default: off)")
     s.add_argument("--verdict-only", action="store_true",
                    help="print an earlier --output folder's verdict read both ways (f alone; f or its point "
                         "reflection -f(-x)) from its verification, without training; writes verdict_reflection.txt "
-                        "and verdict_reflection_command.txt")
-    s.add_argument("--transfer-k", type=count(1), default=_DEFAULTS.transfer_k, help="verified candidates transferred (default 3)")
-    s.add_argument("--transfer-seeds", type=count(1, MAX_SEEDS), default=_DEFAULTS.transfer_seeds,
-                   help="paired seeds per transfer child (default 5; the verification's seeds, extended)")
-    s.add_argument("--transfer-batch", type=count(1, 4096), default=_DEFAULTS.transfer_batch,
-                   help="networks trained together in the transfer check (default 5: on a 2-core CPU larger "
-                        "populations of 2-D CNNs were slower per network)")
-    s.add_argument("--strict", action="store_true", help="exit status 3 when the verdict is no")
-    s.add_argument("--quiet", action="store_true", help="no progress line")
+                        "and verdict_reflection_command.txt (default: off)")
+    s.add_argument("--transfer-k", type=count(1), default=d.transfer_k, metavar="K",
+                   help=f"verified candidates transferred (default: {d.transfer_k})")
+    s.add_argument("--transfer-seeds", type=count(1, MAX_SEEDS), default=d.transfer_seeds, metavar="N",
+                   help=f"paired seeds per transfer child (default: {d.transfer_seeds}; the verification's seeds, "
+                        "extended)")
+    s.add_argument("--transfer-batch", type=count(1, 4096), default=d.transfer_batch, metavar="K",
+                   help=f"networks trained together in the transfer check (default: {d.transfer_batch}: on a 2-core "
+                        "CPU larger populations of 2-D CNNs were slower per network)")
+    s.add_argument("--strict", action="store_true", help="exit status 3 when the verdict is no (default: exit 0)")
+    s.add_argument("--quiet", action="store_true", help="no progress line (default: one line per trial)")
     add_threads_option(s)
     s.set_defaults(run=cmd_rediscover)
 

@@ -1,7 +1,7 @@
 """``actsearch search``, ``actsearch worker``, ``actsearch dashboard``: running a search, joining one,
 watching one.
 
-The argument names are fixed by the SPEC. Options that define a study (space, dataset, fidelity,
+The argument names are part of the public interface. Options that define a study (space, dataset, fidelity,
 sampler, seed, seeds, cost) default to None here so that ``--study NAME`` alone resumes a study
 with the settings it was created with (:func:`actsearch.search.build_settings`).
 """
@@ -13,18 +13,24 @@ from typing import Any
 
 import optuna
 
-from ..analysis import format_leaderboard, leaderboard, study_summary
-from ..search import (BUDGET_ATTR, MAX_SEEDS, RunConfig, SearchSettings, build_settings, free_port, resolve_storage,
+from ..analysis import format_failures, format_leaderboard, leaderboard, study_summary
+from ..errors import StudyNotFoundError
+from ..expressions import list_spaces
+from ..search import (BUDGET_ATTR, COSTS, DEFAULTS, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, RunConfig, SearchSettings,
+                      budget_state, build_settings, free_port, load_study, resolve_storage,
                       run_distributed_worker, run_search, serve, stored_settings, study_name_for)
 from ..paths import output_dir
-from ._common import PORT, SEED, Progress, add_run_options, add_storage_option, count, device
+from ._common import (DATASET_CHOICES, FIDELITY_CHOICES, PORT, SAMPLER_CHOICES, SEED, Progress, add_device_option,
+                      add_run_options, add_storage_option, count, device, one_of)
 
-__all__ = ["add_parsers", "cmd_search", "cmd_worker", "cmd_dashboard", "DEFAULT_TRIALS"]
+__all__ = ["add_parsers", "cmd_search", "cmd_worker", "cmd_dashboard", "DEFAULT_TRIALS", "OTHER_TRIALS", "CUDA_FACTOR"]
 
 #: --trials by fidelity when not given: a search that ends in a few minutes on a 2-core laptop.
 #: Measured there: standard (CNN) ~11 s per candidate even batched, so 24 trials ≈ 4-5 min
-#: (48 took 9m50s); quick (MLP) 16 trials in 35 s. A GPU gets 4x the trials.
+#: (48 took 9m50s); quick (MLP) 16 trials in 35 s. A GPU gets CUDA_FACTOR times the trials.
 DEFAULT_TRIALS = {"smoke": 16, "quick": 48, "standard": 24, "full": 8, "full_mlp": 8}
+OTHER_TRIALS = 32  # any other fidelity
+CUDA_FACTOR = 4
 
 
 def _settings(args: argparse.Namespace, url: str) -> tuple[str, SearchSettings]:
@@ -42,6 +48,15 @@ def _run_config(args: argparse.Namespace, trials: int, workers: int) -> RunConfi
                      device=device(args.device), plots=not args.no_plots, artifacts=args.artifacts)
 
 
+def _held(url: str, name: str) -> int:
+    """Counted trials study ``name`` holds already, not counting queued ones (0 for a new study)."""
+    try:
+        state = budget_state(load_study(url, name))
+    except StudyNotFoundError:
+        return 0
+    return state.counted - state.waiting
+
+
 def cmd_search(args: argparse.Namespace) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress line says what matters
     url = resolve_storage(args.storage)
@@ -50,19 +65,28 @@ def cmd_search(args: argparse.Namespace) -> int:
     if settings.multi_objective and args.pruner not in ("none", "median"):
         print("actsearch: note: pruning is off for nsga2 (Optuna cannot prune multi-objective trials)",
               file=sys.stderr)
-    default = DEFAULT_TRIALS.get(settings.fidelity, 32) * (4 if device(args.device).startswith("cuda") else 1)
-    trials = args.trials if args.trials is not None else default
-    if settings.sampler == "exhaustive" and args.trials is None:
-        trials = 10**9  # the sampler stops when every distinct function has been tried
+    held = _held(url, name)
+    # --trials N: until the study holds N counted trials (a re-run finishes an interrupted search and
+    # then does nothing); --more N: N beyond those it holds now. The study's budget becomes that goal.
+    if args.more is not None:
+        goal = held + args.more
+    elif args.trials is not None:
+        goal = args.trials
+    elif settings.sampler == "exhaustive":
+        goal = held + 10**9  # the sampler stops when every distinct function has been tried
+    else:
+        goal = DEFAULT_TRIALS.get(settings.fidelity, OTHER_TRIALS) * (CUDA_FACTOR if device(args.device).startswith("cuda") else 1)
+    trials = max(0, goal - held)
     cfg = _run_config(args, trials, args.workers)
     progress = Progress(quiet=args.quiet)
+    progress.goal = goal if held and goal < 10**9 else None
     try:
         study = run_search(url, name, settings, cfg, on_trial=progress,
                            on_start=lambda st, se, n: progress.start(st, se, n, cfg.batch * cfg.workers))
     except KeyboardInterrupt:
         progress.close()
         print(f"actsearch: interrupted — finished trials are kept in {url} (study {name}); trials in "
-              "flight were marked failed. Run the same command again to continue.", file=sys.stderr)
+              "flight were marked failed. Run the same command again to finish it.", file=sys.stderr)
         raise
     progress.close()
     if args.workers == 0:  # `--workers 0`: the study is set up for `actsearch worker`s elsewhere
@@ -70,10 +94,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"study {name} ready: budget {study.user_attrs.get(BUDGET_ATTR)} trials in {url}; start workers with "
               f"`actsearch worker {where}--study {name} [--device cuda:N]`")
         return 0
+    if trials == 0 and held:
+        print(f"study {name} already holds {held} trials (goal {goal}): nothing to run; "
+              f"--more N runs N more, --trials N goes up to N", file=sys.stderr)
     print(study_summary(study))
     rows = leaderboard(study)
     if rows:
         print(format_leaderboard(rows, 5))
+    failures = format_failures(study, 3)
+    if failures:
+        print(failures)
     print(f"storage: {url}   next: actsearch top --study {name}" +
           (f" --storage {args.storage}" if args.storage else ""))
     return 0
@@ -112,41 +142,75 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_trials() -> str:
+    per = ", ".join(f"{n} at {f}" for f, n in DEFAULT_TRIALS.items())
+    return f"{per}, {OTHER_TRIALS} at any other fidelity; {CUDA_FACTOR}x on CUDA; exhaustive: every distinct function"
+
+
 def add_parsers(sub: Any) -> None:
-    s = sub.add_parser("search", help="the main job: search a space for activation functions")
-    s.add_argument("--space", default=None, help="space file or shipped space name (default: paper-1)")
-    s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's, mnist1d)")
-    s.add_argument("--fidelity", default=None, help="smoke | quick | standard | full (default: standard)")
-    s.add_argument("--trials", type=count(0), default=None,
-                   help="number of trials (default: a few minutes' budget: 24 at standard, 48 at quick; exhaustive: all)")
-    s.add_argument("--sampler", default=None, help="tpe | random | exhaustive | nsga2 | evolution (default: tpe)")
+    s = sub.add_parser("search", help="the main job: search a space for activation functions",
+                       description="Search a space of activation functions: Optuna asks for candidates, each is "
+                       "trained on a small child network and scored by its validation accuracy. The study lives in "
+                       "the storage; running the same command again finishes an interrupted search.")
+    s.add_argument("--space", default=None, metavar="FILE|NAME",
+                   help=f"a space file (.toml) or a shipped space, {one_of(p.stem for p in list_spaces())} "
+                        f"(default: {DEFAULTS['space']})")
+    s.add_argument("--dataset", default=None, metavar="NAME",
+                   help=f"the data the children train on, {DATASET_CHOICES} (default: the fidelity's own, "
+                        "see `actsearch fidelities`)")
+    s.add_argument("--fidelity", default=None, metavar="NAME",
+                   help=f"how each candidate is trained (see `actsearch fidelities`), {FIDELITY_CHOICES} "
+                        f"(default: {DEFAULTS['fidelity']})")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--trials", type=count(0), default=None, metavar="N",
+                       help="run until the study holds N trials: a re-run of the same command finishes an "
+                            "interrupted search and does nothing once the study is complete (duplicates, pruned "
+                            "and failed trials count; trials cut short by Ctrl-C do not) "
+                            f"(default: {_default_trials()})")
+    group.add_argument("--more", type=count(0), default=None, metavar="N",
+                       help="run N trials more than the study holds now (default: off; use --trials)")
+    s.add_argument("--sampler", default=None, metavar="NAME",
+                   help=f"how Optuna picks the next candidates, {SAMPLER_CHOICES} (default: {DEFAULTS['sampler']})")
     add_storage_option(s)
-    s.add_argument("--study", default=None, help="study name (default: derived from the options)")
-    s.add_argument("--workers", type=count(0, 256), default=1,
-                   help="local worker processes (0: only create the study and its budget, for `actsearch worker`s)")
-    s.add_argument("--seed", type=SEED, default=None, help="sampler and training seed (default: 0)")
-    s.add_argument("--device", default="auto", help="cpu | cuda | cuda:N | auto")
-    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=None, help="training seeds per candidate (default: 1)")
-    s.add_argument("--cost", default=None, help="nsga2's cost objective: time | ops (default: time)")
-    s.add_argument("--objective", default=None,
-                   help="what a trial scores: val (validation accuracy) | ood (accuracy on the shifted MNIST-1D "
-                        "test set) (default: val)")
-    s.add_argument("--objectives", default=None, help="nsga2's trade-off: val,cost | val,ood (default: val,cost)")
+    s.add_argument("--study", default=None, metavar="NAME",
+                   help="study name (default: derived from the space's name and the options, e.g. "
+                        "paper-1-mnist1d-standard-tpe-s0, so the same command finds the same study)")
+    s.add_argument("--workers", type=count(0, 256), default=1, metavar="N",
+                   help="local worker processes sharing the study (0: only create the study and its budget of "
+                        "--trials, for workers elsewhere: `actsearch worker`) (default: 1)")
+    s.add_argument("--seed", type=SEED, default=None, metavar="S",
+                   help=f"sampler and training seed (default: {DEFAULTS['seed']})")
+    add_device_option(s)
+    s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=None, metavar="N",
+                   help=f"training seeds per candidate; the score is their mean (default: {DEFAULTS['seeds']})")
+    s.add_argument("--cost", default=None, metavar="NAME",
+                   help=f"nsga2's cost objective, {one_of(COSTS)} (time: measured forward+backward time; ops: "
+                        f"operator count) (default: {DEFAULTS['cost']})")
+    s.add_argument("--objective", default=None, metavar="NAME",
+                   help=f"what a trial scores, {one_of(OBJECTIVES)} (val: validation accuracy; ood: accuracy on "
+                        f"the shifted MNIST-1D test set) (default: {DEFAULTS['objective']})")
+    s.add_argument("--objectives", default=None, metavar="A,B",
+                   help=f"nsga2's trade-off, {one_of(OBJECTIVE_PAIRS)} (default: {DEFAULTS['objectives']})")
     add_run_options(s)
     s.set_defaults(run=cmd_search)
 
-    s = sub.add_parser("worker", help="one worker of a distributed search")
+    s = sub.add_parser("worker", help="one worker of a distributed search",
+                       description="Join a study that `actsearch search --workers 0` created and train its "
+                       "candidates until the study's budget is used. Needs only the storage and the study name.")
     add_storage_option(s)
-    s.add_argument("--study", required=True)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--trials", type=count(0), default=None,
+    s.add_argument("--study", required=True, metavar="NAME", help="the study to join (required)")
+    add_device_option(s)
+    s.add_argument("--trials", type=count(0), default=None, metavar="N",
                    help="at most this many trials from this worker (default: until the study's budget is used)")
     add_run_options(s)
     s.set_defaults(run=cmd_worker)
 
-    s = sub.add_parser("dashboard", help="optuna-dashboard on the storage, with artifacts")
+    s = sub.add_parser("dashboard", help="optuna-dashboard on the storage, with artifacts",
+                       description="Serve optuna-dashboard on the storage: every study, every trial's attributes "
+                       "and its f/f' plot. Ctrl-C stops it.")
     add_storage_option(s)
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=PORT, default=8080, help="port (0: any free port)")
-    s.add_argument("--artifacts", metavar="DIR", default=None, help="artifact folder (default: next to the storage)")
+    s.add_argument("--host", default="127.0.0.1", metavar="HOST", help="address to listen on (default: 127.0.0.1)")
+    s.add_argument("--port", type=PORT, default=8080, metavar="PORT", help="port (0: any free port) (default: 8080)")
+    s.add_argument("--artifacts", metavar="DIR", default=None,
+                   help="folder of the artifacts (default: artifacts/ next to the storage file)")
     s.set_defaults(run=cmd_dashboard)

@@ -35,7 +35,7 @@ __all__ = ["Dataset", "load_dataset", "list_datasets", "read_idx", "cache_dir", 
 
 @dataclass
 class Dataset:
-    """Train/validation/test tensors; ``x_*`` are float32 shaped (N, *input_shape)."""
+    """Train/validation/test tensors; ``x_*`` are float32 shaped ``(N, *input_shape)``."""
 
     name: str
     x_train: torch.Tensor

@@ -1,7 +1,7 @@
 """What training gives back: one network's :class:`TrainResult`, and the summary of a candidate
 trained on several seeds (mean ± std, the status that describes them all).
 
-Bad candidates are results, not crashes (SPEC, "Evaluation"): a non-finite loss or gradient stops
+Bad candidates are results, not crashes: a non-finite loss or gradient stops
 training with status ``"diverged"`` and the step in ``reason``; a pruner may stop it at a
 checkpoint (``"pruned"``); a wall-clock limit gives ``"timeout"``.
 """

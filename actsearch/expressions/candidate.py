@@ -133,7 +133,7 @@ class Candidate:
 
     @cached_property
     def function(self) -> Callable[..., torch.Tensor]:
-        """f(x, *betas) on tensors (β default to their initial values)."""
+        """``f(x, *betas)`` on tensors (β default to their initial values)."""
         if "_compiled" in self.__dict__:
             return self._compiled[0]
         return compiled_function(self)  # type: ignore[return-value]

@@ -19,11 +19,13 @@ the f/f′ plot of every trained candidate is an Optuna artifact.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import statistics
 import sys
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -43,6 +45,12 @@ OnTrial = Callable[[FrozenTrial], None]
 
 
 # ------------------------------------------------------------------------------------ helpers
+
+
+def _slug(text: str, limit: int = 60) -> str:
+    """A file name's worth of ``text``: "x*sigmoid(beta0*x)" -> "x-sigmoid-beta0-x"."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-.").lower()
+    return slug[:limit].rstrip("-.") or "f"
 
 
 def _safe_set(trial: Trial, key: str, value: Any) -> None:
@@ -274,9 +282,20 @@ class Batch:
         self._tell(item, values=values)
 
     def _plot(self, item: Item) -> None:
+        """The f/f′ plot: an artifact for the dashboard, and a file a user finds without it,
+        ``plots/STUDY/TRIAL-SLUG.png`` beside the artifact folder (its path in the attribute ``plot``)."""
         if not self.plots or self.store is None or item.cand is None:
             return
         try:
+            base = getattr(self.store, "_base_path", None)  # Optuna keeps the folder it was given here
+            if base is not None:
+                folder = Path(base).parent / "plots" / _slug(self.study.study_name)
+                folder.mkdir(parents=True, exist_ok=True)
+                path = plot_function(item.cand, folder / f"{item.trial.number}-{_slug(item.cand.text)}.png")
+                _safe_set(item.trial, "plot", str(path))
+                optuna.artifacts.upload_artifact(artifact_store=self.store, file_path=str(path),
+                                                 study_or_trial=item.trial, mimetype="image/png")
+                return
             with tempfile.TemporaryDirectory() as d:
                 path = plot_function(item.cand, os.path.join(d, f"trial-{item.trial.number}-f.png"))
                 optuna.artifacts.upload_artifact(artifact_store=self.store, file_path=str(path),

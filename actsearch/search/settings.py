@@ -117,8 +117,10 @@ def space_to_dict(space: Space) -> dict[str, Any]:
 
 
 def study_name_for(settings: SearchSettings) -> str:
-    """Deterministic, so re-running the same command resumes the same study."""
-    space = Path(settings.space).stem if settings.space.endswith(".toml") else settings.space
+    """Deterministic, so re-running the same command resumes the same study. A space file's study
+    is named after the space's own ``name`` (what the file says it is), not after the file."""
+    named = (settings.space_def or {}).get("name")
+    space = str(named) if named else (Path(settings.space).stem if settings.space.endswith(".toml") else settings.space)
     seeds = f"-x{settings.seeds}" if settings.seeds != 1 else ""
     objective = "-" + settings.objectives.replace(",", "-") if settings.multi_objective and settings.objectives != "val,cost" \
         else ("-ood" if not settings.multi_objective and settings.objective == "ood" else "")

@@ -1,7 +1,7 @@
 """Where a search lives: Optuna storage URLs, opening and loading studies, artifacts.
 
-Storage choice. The default is one SQLite file, ``results/actsearch.db`` (the SPEC: "SQLite under
-results/"), for every command — search, top, verify, export, worker, dashboard — so that a study
+Storage choice. The default is one SQLite file, ``results/actsearch.db`` (a search with no options
+needs no server), for every command — search, top, verify, export, worker, dashboard — so that a study
 found by one is found by all. Optuna's docs advise against SQLite under parallel writers; the
 failure they mean is "database is locked" when a writer waits longer than SQLite's busy timeout
 (5 s by default). A search writes seldom (a few rows per trial, trials take seconds), so local

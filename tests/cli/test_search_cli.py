@@ -17,6 +17,7 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
+from actsearch.analysis import leaderboard
 from actsearch.cli import main
 from actsearch.search import open_storage
 from actsearch.evaluation import train_one
@@ -89,16 +90,18 @@ def test_export_imports_and_trains(searched: tuple[Path, str], capsys) -> None:
     d, db = searched
     out_file = d / "found.py"
     assert main(["export", "--study", STUDY, "--storage", db, "--k", "2", "--output", str(out_file)]) == 0
-    assert "top1 =" in capsys.readouterr().out
+    first = next(r for r in leaderboard(_study(db)) if r.reference is None)  # the search's own best
+    assert f"rank{first.rank} =" in capsys.readouterr().out  # named after its leaderboard rank
     spec = importlib.util.spec_from_file_location("found", out_file)
     mod = importlib.util.module_from_spec(spec)
     assert spec.loader is not None
     spec.loader.exec_module(mod)
-    assert mod.__all__[:2] == ["top1", "Top1"]
-    assert f"study '{STUDY}'" in mod.Top1.__doc__ and "seeds [0]" in mod.Top1.__doc__
+    assert mod.__all__[:2] == [f"rank{first.rank}", f"Rank{first.rank}"]
+    best, Best = getattr(mod, f"rank{first.rank}"), getattr(mod, f"Rank{first.rank}")
+    assert f"study '{STUDY}'" in Best.__doc__ and "seeds [0]" in Best.__doc__
     x = torch.linspace(-2, 2, 5)
-    assert torch.isfinite(mod.top1(x)).all()
-    result = train_one(lambda c: mod.Top1(num_channels=c), "smoke", seed=0)
+    assert torch.isfinite(best(x)).all()
+    result = train_one(lambda c: Best(num_channels=c), "smoke", seed=0)
     assert result.status == "ok" and result.test_accuracy > 0.3
 
 
@@ -133,7 +136,8 @@ def test_worker_joins_with_storage_and_name_only(searched: tuple[Path, str], cap
     # The search used its budget (16): a worker has nothing to do until the budget grows.
     assert main(["worker", "--storage", db, "--study", STUDY, "--no-plots", "--quiet"]) == 0
     assert len(_study(db).trials) == 16
-    assert main(["search", "--storage", db, "--study", STUDY, "--trials", "3", "--workers", "0", "--quiet"]) == 0
+    # --more 3: three trials beyond the 16 the study holds (--trials N is a goal: --trials 19 alike).
+    assert main(["search", "--storage", db, "--study", STUDY, "--more", "3", "--workers", "0", "--quiet"]) == 0
     assert "budget 19 trials" in capsys.readouterr().out
     assert main(["worker", "--storage", db, "--study", STUDY, "--batch", "3", "--no-plots", "--quiet"]) == 0
     assert len(_study(db).trials) == 19

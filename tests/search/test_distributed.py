@@ -89,10 +89,11 @@ def pg_url() -> Iterator[str]:
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _create(url: str, study: str, trials: int, tmp_path: Path, sampler: str = "random") -> None:
+def _create(url: str, study: str, trials: int, tmp_path: Path, sampler: str = "random", more: bool = False) -> None:
+    """The study with a budget of ``trials`` (``more``: ``trials`` beyond the trials it holds)."""
     rc = main(["search", "--storage", url, "--study", study, "--space", "tiny", "--fidelity", "smoke",
-               "--sampler", sampler, "--trials", str(trials), "--workers", "0", "--quiet", "--pruner", "none",
-               "--seed", "3"])
+               "--sampler", sampler, "--more" if more else "--trials", str(trials), "--workers", "0", "--quiet",
+               "--pruner", "none", "--seed", "3"])
     assert rc == 0
 
 
@@ -201,7 +202,8 @@ def test_workers_on_the_local_default_storage(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------- the pieces
 def test_budget_is_shared_and_extended(tmp_path: Path, monkeypatch) -> None:
-    """`search --workers 0` sets the budget; a worker spends exactly it; extending adds N."""
+    """`search --workers 0` sets the budget; a worker spends exactly it; `--more N` extends it by N
+    (and `--trials N` again leaves it as it is: N is a goal)."""
     from tests.search.test_search import FakeTrainer
 
     import actsearch.evaluation
@@ -213,7 +215,9 @@ def test_budget_is_shared_and_extended(tmp_path: Path, monkeypatch) -> None:
     for _ in range(2):  # the second finds the budget used and leaves at once
         assert main(["worker", "--storage", url, "--study", "b", "--batch", "3", "--quiet", "--no-plots"]) == 0
     _check_once(url, "b", 7)
-    _create(url, "b", 4, tmp_path)
+    _create(url, "b", 7, tmp_path)
+    assert load_study(url, "b").user_attrs["budget"] == 7
+    _create(url, "b", 4, tmp_path, more=True)
     assert main(["worker", "--storage", url, "--study", "b", "--trials", "2", "--quiet", "--no-plots"]) == 0
     assert len(load_study(url, "b").trials) == 9  # --trials caps this worker
     assert main(["worker", "--storage", url, "--study", "b", "--quiet", "--no-plots"]) == 0

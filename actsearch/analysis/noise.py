@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from ..evaluation import Fidelity, get_fidelity, mean_std, train_population
+from ..evaluation import Fidelity, Task, as_task, mean_std
 from .compare import candidate_of_text, entry
 
 __all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise"]
@@ -68,7 +68,7 @@ class NoiseRow:
 
 @dataclass
 class NoiseReport:
-    fidelity: Fidelity
+    fidelity: Task  # a built-in preset as a task (its `fidelity` set), or a user's
     seeds: list[int]
     rows: list[NoiseRow]
     seconds_per_candidate: float
@@ -98,7 +98,7 @@ def _ranking(rows: Sequence[NoiseRow], pick: slice, which: str) -> list[float]:
 def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PANEL, device: str = "cpu",
                   batch: int = 16) -> NoiseReport:
     """Train ``panel`` on ``seeds`` at ``fidelity`` (populations of ``batch``) and measure its noise."""
-    fid = get_fidelity(fidelity)
+    fid = as_task(fidelity)
     entries = [entry(p) for p in panel]
     # Named functions as the search trains them: candidates of the operator table (fused kernels
     # on CPU, β as a parameter), not torch's modules, which a population applies member by member
@@ -110,7 +110,7 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
     results = []
     for lo in range(0, len(members), batch):
         chunk = members[lo:lo + batch]
-        results += train_population([acts[i] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
+        results += fid.evaluate([acts[i] for i, _ in chunk], [s for _, s in chunk], device=device)
     seconds = (time.perf_counter() - t0) / len(members)
 
     def value(v: float | None) -> float:

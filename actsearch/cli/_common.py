@@ -9,12 +9,12 @@ from typing import Any, Callable, NoReturn, TextIO
 
 from optuna.trial import TrialState
 
-from ..errors import DeviceError, one_line
-from ..evaluation import THREADS_ENV, resolve_device
+from ..errors import DeviceError, TaskError, one_line
+from ..evaluation import THREADS_ENV, Task, load_task, resolve_device
 from ..search import MAX_SEED, trial_kind
 
-__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "device", "Progress", "count", "amount",
-           "SEED", "PORT"]
+__all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "add_task_option",
+           "task_option", "check_study_task", "device", "Progress", "count", "amount", "SEED", "PORT"]
 
 EXIT_USAGE = 2
 
@@ -84,6 +84,30 @@ def add_threads_option(s: argparse.ArgumentParser) -> None:
                         f"training; also ${THREADS_ENV})")
 
 
+def add_task_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--task", metavar="FILE.py[:NAME]", default=None,
+                   help="your own task (data, model, loss, metric) instead of a built-in fidelity: a Python file "
+                        "or package.module:NAME holding an actsearch.Task (object `task` by default)")
+
+
+def task_option(args: argparse.Namespace) -> Task | None:
+    """The task ``--task`` names, loaded and dry-checked (one line and exit 2 when it is broken)."""
+    spec = getattr(args, "task", None)
+    return load_task(spec) if spec is not None else None
+
+
+def check_study_task(stored: dict[str, Any] | None, task: Task | None, study: str) -> None:
+    """Refuse a ``--task`` other than the one study ``study`` recorded (``stored``: its settings)."""
+    if task is None or stored is None:
+        return
+    rec = stored.get("task")
+    if rec is None:
+        raise TaskError(f"study {study!r} trains a built-in fidelity, not a task: drop --task or use another --study")
+    if (rec.get("name"), rec.get("hash")) != (task.name, task.hash):
+        raise TaskError(f"study {study!r} was created with task {rec.get('name')!r} (file hash {rec.get('hash')}); "
+                        f"--task {task.source} is {task.name!r} (hash {task.hash}): refusing to mix their trials")
+
+
 def device(name: str) -> str:
     """The torch device a ``--device`` names (auto: CUDA when there is one), or a one-line error."""
     try:
@@ -118,8 +142,9 @@ class Progress:
             self._consider(t)
         space = settings.load_space()
         resumed = len(study.trials) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        self._print(f"study {study.study_name}: {space.summary()}; {settings.dataset} at "
-                    f"{settings.fidelity} fidelity, sampler {settings.sampler}"
+        what = (f"task {settings.task.get('name')}" if getattr(settings, "task", None) else
+                f"{settings.dataset} at {settings.fidelity} fidelity")
+        self._print(f"study {study.study_name}: {space.summary()}; {what}, sampler {settings.sampler}"
                     + (f" (resuming after {resumed} trials)" if resumed else "") + f"; {total} trials",
                     final=True)
 

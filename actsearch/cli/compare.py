@@ -7,18 +7,21 @@ from typing import Any
 
 from ..analysis import compare, entry, format_verify, write_csv
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity
+from ..evaluation import as_task
 from ..paths import output_file
 from ..search import MAX_SEEDS, normalize_dataset
-from ._common import add_threads_option, SEED, device
+from ._common import add_task_option, add_threads_option, SEED, device, task_option
 
 __all__ = ["add_parsers", "cmd_compare"]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    fid = get_fidelity(args.fidelity)
-    if args.dataset is not None:
-        fid = fid.replace(dataset=normalize_dataset(args.dataset))
+    if (args.task is None) == (args.fidelity is None):
+        raise ActsearchError("compare needs --fidelity NAME or --task FILE.py (one of them)")
+    if args.task is not None and args.dataset is not None:
+        raise ActsearchError("--task sets the data itself: drop --dataset")
+    fid = task_option(args) or as_task(args.fidelity,
+                                       normalize_dataset(args.dataset) if args.dataset is not None else None)
     if not (1 <= args.seeds <= MAX_SEEDS and 1 <= args.batch <= 4096):
         raise ActsearchError(f"--seeds and --batch must be at least 1 (and at most {MAX_SEEDS} and 4096; got "
                              f"{args.seeds}, {args.batch})")
@@ -43,8 +46,9 @@ def add_parsers(sub: Any) -> None:
                        "(the table of `actsearch verify`).")
     s.add_argument("expr", nargs="+", metavar="EXPR",
                    help='an expression in x ("x*atan(x)") or a registered activation name (gelu, elu …)')
-    s.add_argument("--fidelity", required=True, help="fidelity preset: smoke | quick | standard | full | mnist …")
-    s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's)")
+    s.add_argument("--fidelity", default=None, help="fidelity preset: smoke | quick | standard | full | mnist …")
+    s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's), or FILE.npz")
+    add_task_option(s)
     s.add_argument("--seeds", type=int, default=5, help="paired seeds (default 5)")
     s.add_argument("--seed-base", type=SEED, default=0, help="first seed; seeds are S … S+N−1 (default 0)")
     s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")

@@ -9,19 +9,22 @@ from typing import Any
 
 from ..analysis import PANEL, format_noise, mde, measure_noise
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity
+from ..evaluation import as_task
 from ..paths import output_file
 from ..search import MAX_SEEDS
-from ._common import SEED, add_threads_option, count, device
+from ._common import SEED, add_task_option, add_threads_option, count, device, task_option
 
 __all__ = ["add_parsers", "cmd_noise"]
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    names = [n.strip() for n in args.fidelity.split(",") if n.strip()]
-    if not names:
+    if (args.task is None) == (args.fidelity is None):
+        raise ActsearchError("noise needs --fidelity NAME[,NAME…] or --task FILE.py (one of them)")
+    names = [n.strip() for n in (args.fidelity or "").split(",") if n.strip()]
+    if args.task is None and not names:
         raise ActsearchError("--fidelity needs preset names, e.g. --fidelity standard,standard_bn")
-    fids = [get_fidelity(n) for n in names]  # every typo before any training
+    task = task_option(args)
+    fids = [task] if task is not None else [as_task(n) for n in names]  # every typo before any training
     dev = device(args.device)
     if args.csv:
         output_file(args.csv, "--csv", (".csv",))
@@ -58,7 +61,8 @@ def add_parsers(sub: Any) -> None:
                        "fidelity and print the sd of each function's paired difference to ReLU, the effect "
                        "5 and 10 paired seeds can detect (α 0.05, power 0.8), Kendall's τ between the rankings "
                        "on two disjoint halves of the seeds, and the seconds per candidate.")
-    s.add_argument("--fidelity", required=True, help="preset(s), comma-separated: standard,standard_bn …")
+    s.add_argument("--fidelity", default=None, help="preset(s), comma-separated: standard,standard_bn …")
+    add_task_option(s)
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")

@@ -11,7 +11,7 @@ import optuna
 from ..analysis import RediscoverOptions, rediscover, transfer_only, verdict_only
 from ..paths import output_dir
 from ..search import MAX_SEEDS
-from ._common import SEED, Progress, add_threads_option, amount, count, device
+from ._common import SEED, Progress, add_task_option, add_threads_option, amount, count, device
 
 __all__ = ["add_parsers", "cmd_rediscover"]
 
@@ -50,6 +50,7 @@ def add_parsers(sub: Any) -> None:
                    help="search fidelity (default power: the 1-D CNN with BatchNorm on 4x the MNIST-1D examples, "
                         "cosine decay, mean of the last 3 checkpoints — the score with the least noise, see "
                         "README 'Noise'; plain `standard` rewards even functions)")
+    add_task_option(s)
     s.add_argument("--sampler", default=_DEFAULTS.sampler, help="sampler (default tpe)")
     s.add_argument("--trials", type=count(1), default=_DEFAULTS.trials, help="search trials (default 120)")
     s.add_argument("--budget-minutes", type=amount(0), default=_DEFAULTS.budget_minutes,

@@ -14,10 +14,12 @@ from typing import Any
 import optuna
 
 from ..analysis import format_leaderboard, leaderboard, study_summary
+from ..evaluation import task_record
 from ..search import (BUDGET_ATTR, MAX_SEEDS, RunConfig, SearchSettings, build_settings, free_port, resolve_storage,
                       run_distributed_worker, run_search, serve, stored_settings, study_name_for)
 from ..paths import output_dir
-from ._common import PORT, SEED, Progress, add_run_options, add_storage_option, count, device
+from ._common import (PORT, SEED, Progress, add_run_options, add_storage_option, add_task_option, check_study_task, count,
+                      device, task_option)
 
 __all__ = ["add_parsers", "cmd_search", "cmd_worker", "cmd_dashboard", "DEFAULT_TRIALS"]
 
@@ -31,7 +33,11 @@ def _settings(args: argparse.Namespace, url: str) -> tuple[str, SearchSettings]:
     """(study name, settings) from the options, filled from an existing ``--study`` if any."""
     given = {k: getattr(args, k, None) for k in ("space", "dataset", "fidelity", "sampler", "seed", "seeds", "cost",
                                                    "objective", "objectives")}
-    settings = build_settings(given, stored_settings(url, args.study) if args.study else None)
+    task = task_option(args)  # loaded and dry-checked: a broken task file stops here, before any trial
+    given["task"] = task_record(task) if task is not None else None
+    stored = stored_settings(url, args.study) if args.study else None
+    check_study_task(stored, task, args.study)
+    settings = build_settings(given, stored)
     return args.study or study_name_for(settings), settings
 
 
@@ -85,6 +91,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.artifacts is not None:
         output_dir(args.artifacts, "--artifacts")
     dev = device(args.device)
+    # The task file must be on this machine too: the study's recorded one, or --task here (same hash).
+    check_study_task(stored_settings(url, args.study), task_option(args), args.study)
     progress = Progress(quiet=args.quiet)
     try:
         r = run_distributed_worker(url, args.study, device=dev, trials=args.trials,
@@ -115,8 +123,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     s = sub.add_parser("search", help="the main job: search a space for activation functions")
     s.add_argument("--space", default=None, help="space file or shipped space name (default: paper-1)")
-    s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's, mnist1d)")
+    s.add_argument("--dataset", default=None,
+                   help="dataset (default: the fidelity's, mnist1d), or FILE.npz (arrays x, y, optional x_test, y_test)")
     s.add_argument("--fidelity", default=None, help="smoke | quick | standard | full (default: standard)")
+    add_task_option(s)
     s.add_argument("--trials", type=count(0), default=None,
                    help="number of trials (default: a few minutes' budget: 24 at standard, 48 at quick; exhaustive: all)")
     s.add_argument("--sampler", default=None, help="tpe | random | exhaustive | nsga2 | evolution (default: tpe)")
@@ -141,6 +151,7 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--trials", type=count(0), default=None,
                    help="at most this many trials from this worker (default: until the study's budget is used)")
+    add_task_option(s)
     add_run_options(s)
     s.set_defaults(run=cmd_worker)
 

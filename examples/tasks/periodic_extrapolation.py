@@ -35,5 +35,5 @@ task = actsearch.Task(
     "periodic-extrapolation",
     data=(x_train, y_train, x_val, y_val, x_test, y_test),
     build=build, loss="mse", metric="neg_mse",
-    steps=2000, batch_size=64, optimizer="adam", lr=3e-3, eval_every=500,
+    steps=1200, batch_size=64, optimizer="adam", lr=5e-3, eval_every=300,
 )

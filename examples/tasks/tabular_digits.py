@@ -37,4 +37,4 @@ def build(act, width=32, depth=6):
 
 
 task = actsearch.Task("tabular-digits", data=data, build=build, loss="cross_entropy", metric="accuracy",
-                      steps=800, batch_size=64, lr=2e-3, eval_every=200)
+                      steps=500, batch_size=64, lr=3e-3, eval_every=125)

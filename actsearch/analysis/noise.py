@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from scipy import stats
 
-from ..evaluation import Fidelity, Task, as_task, mean_std
+from ..evaluation import Task, as_task, mean_std
 from .compare import candidate_of_text, entry
 
 __all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise"]

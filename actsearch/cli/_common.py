@@ -84,7 +84,7 @@ def add_threads_option(s: argparse.ArgumentParser) -> None:
                         f"training; also ${THREADS_ENV})")
 
 
-def add_task_option(s: argparse.ArgumentParser) -> None:
+def add_task_option(s: Any) -> None:  # a parser or a group of it
     s.add_argument("--task", metavar="FILE.py[:NAME]", default=None,
                    help="your own task (data, model, loss, metric) instead of a built-in fidelity: a Python file "
                         "or package.module:NAME holding an actsearch.Task (object `task` by default)")

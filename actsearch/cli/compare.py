@@ -16,8 +16,6 @@ __all__ = ["add_parsers", "cmd_compare"]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    if (args.task is None) == (args.fidelity is None):
-        raise ActsearchError("compare needs --fidelity NAME or --task FILE.py (one of them)")
     if args.task is not None and args.dataset is not None:
         raise ActsearchError("--task sets the data itself: drop --dataset")
     fid = task_option(args) or as_task(args.fidelity,
@@ -46,9 +44,10 @@ def add_parsers(sub: Any) -> None:
                        "(the table of `actsearch verify`).")
     s.add_argument("expr", nargs="+", metavar="EXPR",
                    help='an expression in x ("x*atan(x)") or a registered activation name (gelu, elu …)')
-    s.add_argument("--fidelity", default=None, help="fidelity preset: smoke | quick | standard | full | mnist …")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fidelity", default=None, help="fidelity preset: smoke | quick | standard | full | mnist …")
+    add_task_option(which)
     s.add_argument("--dataset", default=None, help="dataset (default: the fidelity's), or FILE.npz")
-    add_task_option(s)
     s.add_argument("--seeds", type=int, default=5, help="paired seeds (default 5)")
     s.add_argument("--seed-base", type=SEED, default=0, help="first seed; seeds are S … S+N−1 (default 0)")
     s.add_argument("--batch", type=int, default=16, help="networks trained together (default 16)")

@@ -18,8 +18,6 @@ __all__ = ["add_parsers", "cmd_noise"]
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    if (args.task is None) == (args.fidelity is None):
-        raise ActsearchError("noise needs --fidelity NAME[,NAME…] or --task FILE.py (one of them)")
     names = [n.strip() for n in (args.fidelity or "").split(",") if n.strip()]
     if args.task is None and not names:
         raise ActsearchError("--fidelity needs preset names, e.g. --fidelity standard,standard_bn")
@@ -61,8 +59,9 @@ def add_parsers(sub: Any) -> None:
                        "fidelity and print the sd of each function's paired difference to ReLU, the effect "
                        "5 and 10 paired seeds can detect (α 0.05, power 0.8), Kendall's τ between the rankings "
                        "on two disjoint halves of the seeds, and the seconds per candidate.")
-    s.add_argument("--fidelity", default=None, help="preset(s), comma-separated: standard,standard_bn …")
-    add_task_option(s)
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fidelity", default=None, help="preset(s), comma-separated: standard,standard_bn …")
+    add_task_option(which)
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")

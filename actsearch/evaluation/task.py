@@ -183,9 +183,12 @@ class Task:
                 raise TaskError(f"task {self.name!r}: {split} is not an array ({type(value).__name__})") from None
             if t.ndim == 0 or len(t) == 0:
                 raise TaskError(f"task {self.name!r}: {split} is empty or a scalar (shape {tuple(t.shape)})")
-            if split.startswith("x") or self.loss != "cross_entropy":
-                if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.uint8, torch.int16)):
-                    raise TaskError(f"task {self.name!r}: {split} has dtype {t.dtype}, not numbers")
+            if not (t.is_floating_point() or t.dtype in (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
+                                                         torch.bool)):
+                raise TaskError(f"task {self.name!r}: {split} has dtype {t.dtype}, not numbers")
+            if split.startswith("y") and callable(self.loss) and not t.is_floating_point():
+                t = t.long()  # class indices, say, for a loss of the user's
+            elif split.startswith("x") or self.loss != "cross_entropy":
                 t = t.float()
                 if not torch.isfinite(t).all():
                     raise TaskError(f"task {self.name!r}: {split} holds NaN or infinite values")

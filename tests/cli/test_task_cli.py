@@ -148,11 +148,14 @@ def test_task_option_errors(tmp_path: Path, capsys) -> None:
             (["search", "--task", str(f), "--fidelity", "smoke", "--trials", "1", *RUN], "drop --fidelity and --dataset"),
             (["search", "--task", str(f), "--sampler", "surrogate", "--trials", "1", *RUN], "surrogate sampler"),
             (["search", "--task", str(tmp_path / "nope.py"), "--trials", "1", *RUN], "no such file"),
-            (["compare", "relu"], "compare needs --fidelity NAME or --task FILE.py"),
-            (["compare", "relu", "--task", str(f), "--fidelity", "smoke"], "compare needs --fidelity NAME or --task"),
     ):
         assert main(argv) == 2, argv
         assert message in _one_line_error(capsys)
+    for argv, message in ((["compare", "relu"], "one of the arguments --fidelity --task is required"),
+                          (["compare", "relu", "--task", str(f), "--fidelity", "smoke"], "not allowed with argument")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2 and message in _one_line_error(capsys)
 
 
 # -------------------------------------------------------------------------------------- npz

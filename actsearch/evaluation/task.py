@@ -403,14 +403,17 @@ class Task:
         return TrainResult("ok", val, test if math.isfinite(test) else None, steps, seconds, curve)
 
 
-@functools.lru_cache(maxsize=None)
 def builtin_task(fidelity: Fidelity | str, dataset: str | None = None) -> Task:
     """A built-in fidelity preset (on ``dataset``, default its own) as a :class:`Task` named after
     it: its data is the preset's dataset, its child a :class:`ModelSpec` network, its loss
     cross-entropy, its metric accuracy; trained as stacked populations."""
-    fid = get_fidelity(fidelity)
-    if dataset is not None:
-        fid = fid.replace(dataset=dataset)
+    fid = get_fidelity(fidelity)  # the preset as defined now (a name's preset may be redefined)
+    return _builtin(fid.replace(dataset=dataset) if dataset is not None else fid)
+
+
+@functools.lru_cache(maxsize=None)
+def _builtin(fid: Fidelity) -> Task:
+    """One task per preset value: its data is loaded once per process."""
 
     def data() -> Arrays:
         d = get_dataset(fid.dataset, torch.device("cpu"))

@@ -5,9 +5,9 @@ Datasets (:mod:`.data`, all offline), child networks (:mod:`.models`) and their 
 optimizer, schedule), and two trainers that follow it exactly: one network (:func:`train_one`) and
 K networks stacked into one (:func:`train_population`), whose activations run as fused C kernels
 on CPU (:mod:`.kernels`). What a search scores is a :class:`Task` (:mod:`.task`: the built-in
-presets, or a user's data, model, loss and metric; :mod:`.task_file` loads one from a file). Results are :class:`TrainResult` s (:mod:`.results`). What a
-surrogate predicts from without training — outputs, statistics and Fisher spectrum at init — is
-:mod:`.features`.
+presets, or a user's data, model, loss and metric; :mod:`.task_file` loads one from a file).
+Results are :class:`TrainResult` s (:mod:`.results`). What a surrogate predicts from without
+training — outputs, statistics and Fisher spectrum at init — is :mod:`.features`.
 """
 from __future__ import annotations
 

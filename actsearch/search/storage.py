@@ -429,7 +429,8 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
     """Create the study (recording ``settings``) or resume it; returns (study, created).
 
     Resuming with settings that would change a trial's score (space, dataset, fidelity, seeds,
-    objectives, a user's task or dataset file) is refused: the new trials would not be comparable with the old ones.
+    objectives, a user's task or dataset file) is refused: the new trials would not be comparable
+    with the old ones.
     """
     study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions,
                                 load_if_exists=True, sampler=sampler, pruner=pruner)

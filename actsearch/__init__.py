@@ -4,8 +4,9 @@ The subpackages follow the data's path, and import only down it:
 
 - :mod:`actsearch.expressions` — operator table, activation registry, parser, grammar, sympy
   candidates, printers (torch, C), export, plots;
-- :mod:`actsearch.evaluation` — datasets, child networks, fidelity presets, the trainers (one
-  network, a stacked population) and the fused CPU kernels;
+- :mod:`actsearch.evaluation` — datasets, child networks, fidelity presets, tasks (what a search
+  scores: a preset, or your own data, model, loss and metric), the trainers (one network, a
+  stacked population) and the fused CPU kernels;
 - :mod:`actsearch.search` — Optuna: settings, storage, samplers, a batch of trials, the driver,
   distributed workers;
 - :mod:`actsearch.analysis` — leaderboard, verification, paired comparisons, shape analysis,
@@ -52,6 +53,8 @@ __all__ = [
     "Fidelity",
     "FIDELITIES",
     "get_fidelity",
+    "Task",
+    "load_task",
     "ActsearchError",
     "CandidateFailed",
     "ParseError",
@@ -66,7 +69,7 @@ __all__ = [
 #: population engine and the C kernel builder, which `actsearch show` or `import actsearch` to
 #: parse an expression never need (start-up time).
 _EVALUATION = {"load_dataset", "Dataset", "train_one", "train_population", "TrainResult", "Fidelity",
-               "FIDELITIES", "get_fidelity"}
+               "FIDELITIES", "get_fidelity", "Task", "load_task"}
 
 
 def __getattr__(name: str) -> Any:

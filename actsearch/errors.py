@@ -19,6 +19,7 @@ __all__ = [
     "UnknownFidelityError",
     "UnknownExperimentError",
     "SpaceError",
+    "TaskError",
     "StudyNotFoundError",
     "ForeignStudyError",
     "StorageError",
@@ -110,6 +111,12 @@ class StorageError(ActsearchError):
 
 class DatasetError(ActsearchError, ValueError):
     """A dataset name is unknown or its files cannot be read."""
+
+
+class TaskError(ActsearchError, ValueError):
+    """A user's task cannot be used: its file or object is missing, or its dry run fails (the
+    model is not a module, shapes do not fit, the loss or metric is not a finite number), or a
+    study was created with another task."""
 
 
 class CompileError(ActsearchError):

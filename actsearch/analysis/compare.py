@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from scipy import stats
 
 from ..errors import ActsearchError, ParseError
-from ..evaluation import get_fidelity, mean_std, train_population
+from ..evaluation import as_task, mean_std
 from ..expressions import Candidate, activation_hint, parse, resolve_activation_name
 from ..search import reference_candidates
 
@@ -57,17 +57,16 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
             dataset: str | None = None) -> list[dict[str, Any]]:
     """Train ``entries`` plus ReLU and Swish on ``seeds`` (the same seeds for all: a paired design).
 
-    ``fidelity`` is a preset name or a :class:`~actsearch.evaluation.Fidelity`; ``dataset`` overrides its
-    dataset. ReLU and Swish are appended unless an entry already has the name "relu"/"swish".
-    ``batch`` networks are trained together as one population
-    (:func:`actsearch.evaluation.train_population`). Returns one record per function, in input
+    ``fidelity`` is a preset name, a :class:`~actsearch.evaluation.Fidelity` or a
+    :class:`~actsearch.evaluation.Task`; ``dataset`` overrides a preset's dataset. ReLU and Swish are
+    appended unless an entry already has the name "relu"/"swish". ``batch`` networks are given to
+    the task at once (:meth:`~actsearch.evaluation.Task.evaluate`: a built-in child trains them as
+    one population). Returns one record per function, in input
     order then ReLU, Swish: ``test_mean``/``test_std`` over the seeds, ``diff_vs_relu``/``diff_std``
     (mean and std of the paired differences), ``p_value`` (paired t-test; None for ReLU itself, or
     when every difference is 0), ``test_accuracies`` per seed (NaN where training diverged).
     """
-    fid = get_fidelity(fidelity)
-    if dataset is not None:
-        fid = fid.replace(dataset=dataset)
+    task = as_task(fidelity, dataset)
     seeds = list(seeds)
     if not seeds or batch < 1:
         raise ValueError(f"compare needs at least one seed and batch ≥ 1 (got {len(seeds)} seeds, batch {batch})")
@@ -77,7 +76,7 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
     results = []
     for lo in range(0, len(members), batch):
         chunk = members[lo:lo + batch]
-        results += train_population([entries[i][2] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
+        results += task.evaluate([entries[i][2] for i, _ in chunk], [s for _, s in chunk], device=device)
     acc: dict[int, list[float]] = {i: [] for i in range(len(entries))}
     ood: dict[int, list[float]] = {i: [] for i in range(len(entries))}
     for (i, _), res in zip(members, results):
@@ -91,7 +90,7 @@ def compare(entries: Sequence[Entry], fidelity: Any, seeds: Sequence[int], devic
         ood_mean, ood_std = mean_std(ood[i])
         records.append({"name": name, "expression": expr, "test_mean": mean, "test_std": std,
                         "diff_vs_relu": diff, "diff_std": diff_std, "p_value": p, "seeds": seeds,
-                        "fidelity": fid.name, "test_accuracies": acc[i], "ood_mean": ood_mean, "ood_std": ood_std,
+                        "fidelity": task.name, "test_accuracies": acc[i], "ood_mean": ood_mean, "ood_std": ood_std,
                         "ood_accuracies": ood[i]})
     holm(records)
     return records

@@ -8,6 +8,7 @@ tables themselves are :mod:`.report`'s.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity
+from ..evaluation import Task, get_fidelity
 from ..expressions import Candidate, parse, write_module
-from ..search import REFERENCES_ATTR, SearchSettings, read_settings, reference_candidates
+from ..search import REFERENCES_ATTR, SearchSettings, read_settings, reference_candidates, task_for
 from .compare import compare, pm, write_csv
 from .shape import nearest
 
@@ -108,10 +109,11 @@ def top_candidates(rows: list[Row], k: int, exporting: bool = False) -> tuple[li
 
 
 # -------------------------------------------------------------------------------------- verify
-def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", device: str = "cpu",
+def verify(study: optuna.Study, k: int, seeds: int, fidelity: str | Task | None = None, device: str = "cpu",
            batch: int = 16, csv_path: str | Path | None = None) -> list[dict[str, Any]]:
     """Re-train the top ``k`` candidates with ReLU and Swish on ``seeds`` fresh seeds (the same
-    seeds for all: a paired design), at ``fidelity`` on the study's dataset.
+    seeds for all: a paired design), at ``fidelity`` on the study's dataset (default ``full``), or
+    through the study's own task when it has one (a user's, :class:`~actsearch.evaluation.Task`).
 
     Returns the records of :func:`actsearch.analysis.compare.compare`, one per function: test accuracy mean ±
     std, the paired difference to ReLU (mean and std) and the p-value of a paired t-test
@@ -119,7 +121,14 @@ def verify(study: optuna.Study, k: int, seeds: int, fidelity: str = "full", devi
     as CSV.
     """
     settings = read_settings(study)
-    fid = get_fidelity(fidelity).replace(dataset=settings.dataset)
+    if settings.task is not None:
+        if fidelity is not None and not isinstance(fidelity, Task):
+            raise ActsearchError(f"study {study.study_name!r} scores the task {settings.task.get('name')!r}: verify "
+                                 "re-trains through it (drop --fidelity)")
+        fid: Task = fidelity if isinstance(fidelity, Task) else task_for(settings, study.study_name)
+    else:
+        fid = fidelity if isinstance(fidelity, Task) else task_for(
+            dataclasses.replace(settings, fidelity=get_fidelity(fidelity or "full").name), study.study_name)
     top, _ = top_candidates(leaderboard(study, settings), k)  # what the search found
     entries: list[tuple[str, str, Any]] = [(f"rank {r.rank} ({r.label})", r.expression, r.cand) for r in top]
     # Seeds the search never used (it trained on settings.seed + j): no selection bias.

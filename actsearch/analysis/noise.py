@@ -31,7 +31,7 @@ from scipy import stats
 
 import torch
 
-from ..evaluation import Fidelity, get_dataset, get_fidelity, mean_std, train_population
+from ..evaluation import Task, as_task, get_dataset, mean_std
 from .compare import candidate_of_text, entry
 
 __all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power",
@@ -81,14 +81,14 @@ class NoiseRow:
 
 @dataclass
 class NoiseReport:
-    fidelity: Fidelity
+    fidelity: Task  # a built-in preset as a task (its `fidelity` set), or a user's
     seeds: list[int]
     rows: list[NoiseRow]
     seconds_per_candidate: float
     tau: float | None  # Kendall's τ between the two halves' mean validation scores
     tau_test: float | None
     halves: tuple[list[str], list[str]]  # the panel ranked on each half (validation score)
-    num_classes: int = 10
+    num_classes: int | None = 10  # None: a user's task, whose metric has no chance level
 
     def worst_diff_sd(self, which: str = "val") -> float | None:
         sds = [getattr(r, f"{which}_diff_sd") for r in self.rows if r.name != "relu"]
@@ -99,8 +99,9 @@ class NoiseReport:
         """Whether ``row``'s function trains: finite on every seed and at least
         :data:`TRAINS_OVER_CHANCE` x chance on average (validation)."""
         mean = row.val_mean
-        return (all(math.isfinite(v) for v in row.val) and mean is not None
-                and mean >= TRAINS_OVER_CHANCE / self.num_classes)
+        if not all(math.isfinite(v) for v in row.val) or mean is None:
+            return False
+        return self.num_classes is None or mean >= TRAINS_OVER_CHANCE / self.num_classes
 
     def room(self) -> tuple[float | None, float | None, float | None]:
         """(Swish − ReLU on validation, on test, the panel's spread: best − worst mean validation
@@ -136,7 +137,7 @@ def _ranking(rows: Sequence[NoiseRow], pick: slice, which: str) -> list[float]:
 def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PANEL, device: str = "cpu",
                   batch: int = 16) -> NoiseReport:
     """Train ``panel`` on ``seeds`` at ``fidelity`` (populations of ``batch``) and measure its noise."""
-    fid = get_fidelity(fidelity)
+    fid = as_task(fidelity)
     entries = [entry(p) for p in panel]
     # Named functions as the search trains them: candidates of the operator table (fused kernels
     # on CPU, β as a parameter), not torch's modules, which a population applies member by member
@@ -148,7 +149,7 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
     results = []
     for lo in range(0, len(members), batch):
         chunk = members[lo:lo + batch]
-        results += train_population([acts[i] for i, _ in chunk], fid, [s for _, s in chunk], device=device)
+        results += fid.evaluate([acts[i] for i, _ in chunk], [s for _, s in chunk], device=device)
     seconds = (time.perf_counter() - t0) / len(members)
 
     def value(v: float | None) -> float:
@@ -171,7 +172,8 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
         tau = float(stats.kendalltau(_ranking(rows, first, "val"), _ranking(rows, second, "val")).statistic)
         tau_test = float(stats.kendalltau(_ranking(rows, first, "test"), _ranking(rows, second, "test")).statistic)
     order = lambda pick: [r.name for _, r in sorted(zip(_ranking(rows, pick, "val"), rows), key=lambda t: -t[0])]  # noqa: E731
-    classes = get_dataset(fid.dataset, torch.device("cpu")).num_classes
+    # chance, for "trains": a built-in child's classes; a user's task (any metric) has none
+    classes = get_dataset(fid.fidelity.dataset, torch.device("cpu")).num_classes if fid.fidelity is not None else None
     return NoiseReport(fid, seeds, rows, seconds, tau, tau_test, (order(first), order(second)), classes)
 
 

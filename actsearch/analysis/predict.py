@@ -3,6 +3,10 @@
 The surrogate of ``--sampler surrogate`` (:mod:`actsearch.search.surrogate`): features measured
 without training at the study's fidelity, a Gaussian process fitted on the study's trained
 functions (its predicted mean ± sd) and the failure hurdle (the probability training fails).
+
+On a study of a user's task (``--task``) only the output features apply — f and f′ of the function
+on N(0,1) inputs, which do not depend on the network; the child-at-init and Fisher features are
+measured on a built-in child, which says nothing about the user's model.
 """
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ from ..errors import ActsearchError
 from ..search import DEFAULT_GROUPS, FeatureCache, fidelity_for, make_predictor, read_settings, study_training_set
 from .compare import candidate_of_text
 
-__all__ = ["Predicted", "predict_accuracy", "format_predictions", "MIN_TRAINED"]
+__all__ = ["Predicted", "predict_accuracy", "format_predictions", "MIN_TRAINED", "OUTPUT_ONLY"]
 
+#: The feature groups that apply to a user's model.
+OUTPUT_ONLY = ("output",)
 #: Fewer trained functions than this and a prediction would only be the study's mean.
 MIN_TRAINED = 5
 
@@ -40,7 +46,9 @@ def predict_accuracy(study: optuna.Study, texts: Sequence[str]) -> list[Predicte
     if settings.multi_objective:
         raise ActsearchError(f"study {study.study_name!r} has two objectives; predict needs a single-objective study")
     space = settings.load_space()
-    cache = FeatureCache.shared(fidelity_for(settings), DEFAULT_GROUPS)
+    # A user's task: the features of the function alone (see the module doc); "quick" names no child then.
+    cache = (FeatureCache.shared(fidelity_for(settings), DEFAULT_GROUPS) if settings.task is None
+             else FeatureCache.shared("quick", OUTPUT_ONLY))
     x_ok, y_ok, x_failed, keys = study_training_set(study, space, cache)
     if len(y_ok) < MIN_TRAINED:
         raise ActsearchError(f"study {study.study_name!r} has {len(y_ok)} trained function(s); predict needs at "

@@ -47,7 +47,7 @@ import torch
 from optuna.trial import TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity, mean_std, resolve_device, split_fidelities
+from ..evaluation import get_fidelity, load_task, mean_std, resolve_device, split_fidelities, task_record
 from ..expressions import Candidate, parse, plot_functions, pyplot, save_figure
 from ..search import (OnStart, OnTrial, RunConfig, build_settings, load_study, open_storage, read_settings, run_search,
                       stored_settings, study_name_for)
@@ -207,10 +207,12 @@ class RediscoverOptions:
     transfer_batch: int = 5
     strict: bool = False
     quiet: bool = False
+    task: str | None = None  # FILE.py[:NAME]: search and verify through a user's task instead of `fidelity`
 
     @property
     def out(self) -> Path:
-        return Path(self.output or f"results/rediscovery/{self.fidelity}-seed-{self.seed}")
+        what = Path(self.task.split(":")[0]).stem if self.task else self.fidelity
+        return Path(self.output or f"results/rediscovery/{what}-seed-{self.seed}")
 
     def command_line(self, keys: Sequence[str] | None = None) -> str:
         """The command with every option spelled out (``keys``: only these), for command.txt."""
@@ -333,6 +335,12 @@ def rediscover(opts: RediscoverOptions, on_start: OnStart | None = None, on_tria
     url = opts.storage or f"sqlite:///{out / 'study.db'}"
     given = {"space": opts.space, "fidelity": opts.fidelity, "sampler": opts.sampler, "seed": opts.seed,
              "seeds": opts.seeds}
+    task = load_task(opts.task) if opts.task else None
+    if task is not None:  # the task replaces the fidelity, and verifies through itself
+        if opts.verify_fidelity:
+            raise ActsearchError("--task verifies through the task itself: drop --verify-fidelity")
+        given.pop("fidelity")
+        given["task"] = task_record(task)
     settings = build_settings(given, stored_settings(url, opts.study) if opts.study else None)
     name = opts.study or study_name_for(settings)
     device = str(resolve_device(opts.device))
@@ -364,7 +372,7 @@ def rediscover(opts: RediscoverOptions, on_start: OnStart | None = None, on_tria
         {"rank": r.rank, "trial": r.label, "expression": r.expression, "val_accuracy": r.accuracy,
          "val_std": r.std, "test_accuracy": r.test, "reference": r.reference or "", "nearest": r.nearest(),
          "swish_like": swish_like_info(r.cand)[0]} for r in rows])
-    vfid = opts.verify_fidelity or settings.fidelity
+    vfid: Any = task if task is not None else (opts.verify_fidelity or settings.fidelity)
     print(f"verifying the top {opts.verify_k} with ReLU and Swish: {opts.verify_seeds} seeds at {vfid} …",
           file=sys.stderr, flush=True)
     t1 = time.perf_counter()

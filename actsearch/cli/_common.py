@@ -9,11 +9,12 @@ from typing import Any, Callable, Iterable, NoReturn, TextIO
 
 from optuna.trial import TrialState
 
-from ..errors import DeviceError, one_line
-from ..evaluation import FIDELITIES, THREADS_ENV, list_datasets, resolve_device
+from ..errors import DeviceError, TaskError, one_line
+from ..evaluation import FIDELITIES, THREADS_ENV, Task, list_datasets, load_task, resolve_device
 from ..search import MAX_SEED, PRUNERS, SAMPLERS, trial_kind
 
 __all__ = ["EXIT_USAGE", "Parser", "add_storage_option", "add_run_options", "add_threads_option", "add_device_option",
+           "add_task_option", "task_option", "check_study_task",
            "device", "Progress", "count", "amount", "one_of", "FIDELITY_CHOICES", "SAMPLER_CHOICES", "DATASET_CHOICES",
            "SEED", "PORT"]
 
@@ -104,6 +105,30 @@ def add_device_option(s: argparse.ArgumentParser) -> None:
                    help="where to train: cpu, cuda, cuda:N or auto (auto: CUDA when there is one) (default: auto)")
 
 
+def add_task_option(s: Any) -> None:  # a parser or a group of it
+    s.add_argument("--task", metavar="FILE.py[:NAME]", default=None,
+                   help="your own task (data, model, loss, metric) instead of a built-in fidelity: a Python file "
+                        "or package.module:NAME holding an actsearch.Task (object `task` by default)")
+
+
+def task_option(args: argparse.Namespace) -> Task | None:
+    """The task ``--task`` names, loaded and dry-checked (one line and exit 2 when it is broken)."""
+    spec = getattr(args, "task", None)
+    return load_task(spec) if spec is not None else None
+
+
+def check_study_task(stored: dict[str, Any] | None, task: Task | None, study: str) -> None:
+    """Refuse a ``--task`` other than the one study ``study`` recorded (``stored``: its settings)."""
+    if task is None or stored is None:
+        return
+    rec = stored.get("task")
+    if rec is None:
+        raise TaskError(f"study {study!r} trains a built-in fidelity, not a task: drop --task or use another --study")
+    if (rec.get("name"), rec.get("hash")) != (task.name, task.hash):
+        raise TaskError(f"study {study!r} was created with task {rec.get('name')!r} (file hash {rec.get('hash')}); "
+                        f"--task {task.source} is {task.name!r} (hash {task.hash}): refusing to mix their trials")
+
+
 def device(name: str) -> str:
     """The torch device a ``--device`` names (auto: CUDA when there is one), or a one-line error."""
     try:
@@ -145,8 +170,9 @@ class Progress:
         space = settings.load_space()
         resumed = len(study.trials) - len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
         goal = f" to go (goal {self.goal})" if self.goal is not None else ""
-        self._print(f"study {study.study_name}: {space.summary()}; {settings.dataset} at "
-                    f"{settings.fidelity} fidelity, sampler {settings.sampler}"
+        what = (f"task {settings.task.get('name')}" if getattr(settings, "task", None) else
+                f"{settings.dataset} at {settings.fidelity} fidelity")
+        self._print(f"study {study.study_name}: {space.summary()}; {what}, sampler {settings.sampler}"
                     + (f" (resuming after {resumed} trials)" if resumed else "") + f"; {total} trials{goal}",
                     final=True)
 

@@ -7,18 +7,20 @@ from typing import Any
 
 from ..analysis import compare, entry, format_verify, write_csv
 from ..errors import ActsearchError
-from ..evaluation import get_fidelity
+from ..evaluation import as_task
 from ..paths import output_file
 from ..search import MAX_SEEDS, normalize_dataset
-from ._common import DATASET_CHOICES, FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, device
+from ._common import (DATASET_CHOICES, FIDELITY_CHOICES, SEED, add_device_option, add_task_option, add_threads_option,
+                      device, task_option)
 
 __all__ = ["add_parsers", "cmd_compare"]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    fid = get_fidelity(args.fidelity)
-    if args.dataset is not None:
-        fid = fid.replace(dataset=normalize_dataset(args.dataset))
+    if args.task is not None and args.dataset is not None:
+        raise ActsearchError("--task sets the data itself: drop --dataset")
+    fid = task_option(args) or as_task(args.fidelity,
+                                       normalize_dataset(args.dataset) if args.dataset is not None else None)
     if not (1 <= args.seeds <= MAX_SEEDS and 1 <= args.batch <= 4096):
         raise ActsearchError(f"--seeds and --batch must be at least 1 (and at most {MAX_SEEDS} and 4096; got "
                              f"{args.seeds}, {args.batch})")
@@ -43,10 +45,13 @@ def add_parsers(sub: Any) -> None:
                        "(the table of `actsearch verify`).")
     s.add_argument("expr", nargs="+", metavar="EXPR",
                    help='an expression in x ("x*atan(x)") or a registered activation name (gelu, elu …)')
-    s.add_argument("--fidelity", required=True, metavar="NAME",
-                   help=f"how each function is trained (required), {FIDELITY_CHOICES}")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fidelity", default=None, metavar="NAME",
+                       help=f"how each function is trained, {FIDELITY_CHOICES} (this or --task is required)")
+    add_task_option(which)
     s.add_argument("--dataset", default=None, metavar="NAME",
-                   help=f"the data, {DATASET_CHOICES} (default: the fidelity's own)")
+                   help=f"the data, {DATASET_CHOICES}, or FILE.npz (arrays x, y, optional x_test, y_test) "
+                        "(default: the fidelity's own)")
     s.add_argument("--seeds", type=int, default=5, metavar="N", help="paired seeds (default: 5)")
     s.add_argument("--seed-base", type=SEED, default=0, metavar="S",
                    help="first seed; seeds are S … S+N−1 (default: 0)")

@@ -10,10 +10,10 @@ from typing import Any
 
 from ..analysis import PANEL, NoiseReport, entry, format_noise, mde, measure_noise
 from ..errors import ActsearchError
-from ..evaluation import Fidelity, get_fidelity, split_fidelities
+from ..evaluation import Fidelity, Task, as_task, get_fidelity, split_fidelities
 from ..paths import output_file
 from ..search import MAX_SEEDS
-from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_threads_option, count, device
+from ._common import FIDELITY_CHOICES, SEED, add_device_option, add_task_option, add_threads_option, count, device, task_option
 
 __all__ = ["add_parsers", "cmd_noise"]
 
@@ -49,10 +49,14 @@ def _grid_row(rep: NoiseReport) -> str:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    names = split_fidelities(args.fidelity)
-    if not names:
+    task = task_option(args)
+    if task is not None and args.grid:
+        raise ActsearchError("--grid varies a built-in fidelity's child: it does not apply to --task")
+    names = split_fidelities(args.fidelity or "")
+    if task is None and not names:
         raise ActsearchError("--fidelity needs preset names, e.g. --fidelity standard,standard_bn")
-    fids = _grid([get_fidelity(n) for n in names], args.grid or [])  # every typo before any training
+    fids: list[Task] = ([task] if task is not None else  # every typo before any training
+                        [as_task(f) for f in _grid([get_fidelity(n) for n in names], args.grid or [])])
     panel = list(dict.fromkeys(["relu", *(args.panel or PANEL)]))  # ReLU: the pairs' other half
     for text in panel:
         entry(text)  # an unknown name or a malformed expression: one line before any training
@@ -107,8 +111,10 @@ def add_parsers(sub: Any) -> None:
                        "on two disjoint halves of the seeds, the seconds per candidate, and two verdicts: room "
                        "(Swish − ReLU, the panel's spread) and power (the worst paired sd over the functions "
                        "that train, τ). --grid crosses the presets with changes of their child, to choose one.")
-    s.add_argument("--fidelity", required=True, metavar="NAME[,NAME...]",
-                   help=f"the preset(s) to measure, comma-separated (required), {FIDELITY_CHOICES}")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--fidelity", default=None, metavar="NAME[,NAME...]",
+                       help=f"the preset(s) to measure, comma-separated (this or --task is required), {FIDELITY_CHOICES}")
+    add_task_option(which)
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,
                    help="first seed (default 20000: apart from the seeds searches and verifications use)")

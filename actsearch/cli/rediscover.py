@@ -12,8 +12,8 @@ from ..analysis import RediscoverOptions, rediscover, transfer_only, verdict_onl
 from ..paths import output_dir
 from ..expressions import list_spaces
 from ..search import MAX_SEEDS, PRUNERS
-from ._common import (FIDELITY_CHOICES, SAMPLER_CHOICES, SEED, Progress, add_device_option, add_threads_option, amount,
-                      count, device, one_of)
+from ._common import (FIDELITY_CHOICES, SAMPLER_CHOICES, SEED, Progress, add_device_option, add_task_option,
+                      add_threads_option, amount, count, device, one_of)
 
 __all__ = ["add_parsers", "cmd_rediscover"]
 
@@ -55,6 +55,7 @@ def add_parsers(sub: Any) -> None:
                    help=f"search fidelity, {FIDELITY_CHOICES} (default: {d.fidelity}: the 1-D CNN with BatchNorm "
                         "on 4x the MNIST-1D examples, cosine decay, mean of the last 3 checkpoints — the score with "
                         "the least noise; plain `standard` rewards even functions)")
+    add_task_option(s)
     s.add_argument("--sampler", default=d.sampler, metavar="NAME", help=f"{SAMPLER_CHOICES} (default: {d.sampler})")
     s.add_argument("--trials", type=count(1), default=d.trials, metavar="N", help=f"search trials (default: {d.trials})")
     s.add_argument("--budget-minutes", type=amount(0), default=d.budget_minutes, metavar="M",

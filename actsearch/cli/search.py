@@ -15,13 +15,15 @@ import optuna
 
 from ..analysis import format_failures, format_leaderboard, leaderboard, study_summary
 from ..errors import StudyNotFoundError
+from ..evaluation import task_record
 from ..expressions import list_spaces
 from ..search import (BUDGET_ATTR, COSTS, DEFAULTS, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, RunConfig, SearchSettings,
                       budget_state, build_settings, free_port, load_study, resolve_storage,
                       run_distributed_worker, run_search, serve, stored_settings, study_name_for)
 from ..paths import output_dir
 from ._common import (DATASET_CHOICES, FIDELITY_CHOICES, PORT, SAMPLER_CHOICES, SEED, Progress, add_device_option,
-                      add_run_options, add_storage_option, count, device, one_of)
+                      add_run_options, add_storage_option, add_task_option, check_study_task, count, device, one_of,
+                      task_option)
 
 __all__ = ["add_parsers", "cmd_search", "cmd_worker", "cmd_dashboard", "DEFAULT_TRIALS", "OTHER_TRIALS", "CUDA_FACTOR"]
 
@@ -37,7 +39,11 @@ def _settings(args: argparse.Namespace, url: str) -> tuple[str, SearchSettings]:
     """(study name, settings) from the options, filled from an existing ``--study`` if any."""
     given = {k: getattr(args, k, None) for k in ("space", "dataset", "fidelity", "sampler", "seed", "seeds", "cost",
                                                    "objective", "objectives")}
-    settings = build_settings(given, stored_settings(url, args.study) if args.study else None)
+    task = task_option(args)  # loaded and dry-checked: a broken task file stops here, before any trial
+    given["task"] = task_record(task) if task is not None else None
+    stored = stored_settings(url, args.study) if args.study else None
+    check_study_task(stored, task, args.study)
+    settings = build_settings(given, stored)
     return args.study or study_name_for(settings), settings
 
 
@@ -115,6 +121,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.artifacts is not None:
         output_dir(args.artifacts, "--artifacts")
     dev = device(args.device)
+    # The task file must be on this machine too: the study's recorded one, or --task here (same hash).
+    check_study_task(stored_settings(url, args.study), task_option(args), args.study)
     progress = Progress(quiet=args.quiet)
     try:
         r = run_distributed_worker(url, args.study, device=dev, trials=args.trials,
@@ -156,11 +164,12 @@ def add_parsers(sub: Any) -> None:
                    help=f"a space file (.toml) or a shipped space, {one_of(p.stem for p in list_spaces())} "
                         f"(default: {DEFAULTS['space']})")
     s.add_argument("--dataset", default=None, metavar="NAME",
-                   help=f"the data the children train on, {DATASET_CHOICES} (default: the fidelity's own, "
-                        "see `actsearch fidelities`)")
+                   help=f"the data the children train on, {DATASET_CHOICES}, or FILE.npz (arrays x, y, optional "
+                        "x_test, y_test) (default: the fidelity's own, see `actsearch fidelities`)")
     s.add_argument("--fidelity", default=None, metavar="NAME",
                    help=f"how each candidate is trained (see `actsearch fidelities`), {FIDELITY_CHOICES} "
                         f"(default: {DEFAULTS['fidelity']})")
+    add_task_option(s)
     group = s.add_mutually_exclusive_group()
     group.add_argument("--trials", type=count(0), default=None, metavar="N",
                        help="run until the study holds N trials: a re-run of the same command finishes an "
@@ -202,6 +211,7 @@ def add_parsers(sub: Any) -> None:
     add_device_option(s)
     s.add_argument("--trials", type=count(0), default=None, metavar="N",
                    help="at most this many trials from this worker (default: until the study's budget is used)")
+    add_task_option(s)
     add_run_options(s)
     s.set_defaults(run=cmd_worker)
 

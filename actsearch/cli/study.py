@@ -11,8 +11,9 @@ from ..errors import ActsearchError
 from ..evaluation import get_fidelity
 from ..expressions import parse, write_module
 from ..paths import output_file
-from ..search import MAX_SEEDS, load_study
-from ._common import FIDELITY_CHOICES, add_device_option, add_storage_option, add_threads_option, count, device
+from ..search import MAX_SEEDS, load_study, read_settings
+from ._common import (FIDELITY_CHOICES, add_device_option, add_storage_option, add_task_option, add_threads_option,
+                      check_study_task, count, device, task_option)
 
 __all__ = ["add_parsers", "cmd_top", "cmd_verify", "cmd_export", "cmd_predict"]
 
@@ -32,13 +33,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     dev = device(args.device)
     study = load_study(args.storage, args.study)
     csv_path = output_file(args.csv or f"results/verify-{study.study_name}.csv", "--csv", (".csv",))
-    get_fidelity(args.fidelity)  # a typo fails before the training
+    settings = read_settings(study)
+    task = task_option(args)
+    check_study_task(settings.to_json(), task, study.study_name)
+    if settings.task is not None and args.fidelity is not None:
+        raise ActsearchError(f"study {study.study_name!r} scores its own task: verify re-trains through it (drop --fidelity)")
+    if args.fidelity is not None:
+        get_fidelity(args.fidelity)  # a typo fails before the training
     _, notes = top_candidates(leaderboard(study), args.k)
     for note in notes:
         print(f"actsearch: note: {note}", file=sys.stderr)
+    where = f"task {settings.task['name']}" if settings.task is not None else f"{args.fidelity or 'full'} fidelity"
     print(f"verifying the search's top {args.k} of {study.study_name} with ReLU and Swish: {args.seeds} seeds at "
-          f"{args.fidelity} fidelity …", file=sys.stderr, flush=True)
-    records = verify(study, args.k, args.seeds, args.fidelity, device=dev, batch=args.batch,
+          f"{where} …", file=sys.stderr, flush=True)
+    records = verify(study, args.k, args.seeds, task or args.fidelity, device=dev, batch=args.batch,
                      csv_path=csv_path)
     print(format_verify(records))
     print(f"saved: {csv_path} and the study's user attribute 'verify'")
@@ -91,8 +99,10 @@ def add_parsers(sub: Any) -> None:
                    help="how many of the search's own candidates (default: 5)")
     s.add_argument("--seeds", type=count(1, MAX_SEEDS), default=5, metavar="N",
                    help="fresh paired seeds per function (default: 5)")
-    s.add_argument("--fidelity", default="full", metavar="NAME",
-                   help=f"how each is re-trained (on the study's dataset), {FIDELITY_CHOICES} (default: full)")
+    s.add_argument("--fidelity", default=None, metavar="NAME",
+                   help=f"how each is re-trained (on the study's dataset), {FIDELITY_CHOICES} (default: full; "
+                        "a task's study: its task)")
+    add_task_option(s)
     add_device_option(s)
     s.add_argument("--batch", type=count(1, 4096), default=16, metavar="K",
                    help="networks trained together (default: 16)")

@@ -4,9 +4,10 @@ Datasets (:mod:`.data`, all offline), child networks (:mod:`.models`) and their 
 (:mod:`.init`), the shared training recipe (:mod:`.recipe`: fidelity presets, data order,
 optimizer, schedule), and two trainers that follow it exactly: one network (:func:`train_one`) and
 K networks stacked into one (:func:`train_population`), whose activations run as fused C kernels
-on CPU (:mod:`.kernels`). Results are :class:`TrainResult` s (:mod:`.results`). What a
-surrogate predicts from without training — outputs, statistics and Fisher spectrum at init — is
-:mod:`.features`.
+on CPU (:mod:`.kernels`). What a search scores is a :class:`Task` (:mod:`.task`: the built-in
+presets, or a user's data, model, loss and metric; :mod:`.task_file` loads one from a file).
+Results are :class:`TrainResult` s (:mod:`.results`). What a surrogate predicts from without
+training — outputs, statistics and Fisher spectrum at init — is :mod:`.features`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from .population import (FUSE_MIN_WORK, StackedNet, activation_units, by_hand_ap
 from .recipe import (FIDELITIES, Fidelity, batch_order, checkpoints, epoch_batches, get_dataset, get_fidelity, split_fidelities, lr_at,
                      make_optimizer, prepare, resolve_device, score)
 from .results import TrainResult, mean_std, overall_status, summarize
+from .task import LOSSES, METRICS, Task, as_task, builtin_task
+from .task_file import file_hash, find_task, load_task, task_record
 from .train import train_one
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "Fidelity", "FIDELITIES", "get_fidelity", "split_fidelities", "resolve_device", "get_dataset", "prepare", "epoch_batches",
     "batch_order", "make_optimizer", "lr_at", "checkpoints", "score",
     "TrainResult", "mean_std", "overall_status", "summarize",
+    "Task", "as_task", "builtin_task", "LOSSES", "METRICS", "load_task", "find_task", "task_record", "file_hash",
     "train_one", "train_population", "StackedNet", "loss_and_grads", "by_hand_applies", "FUSE_MIN_WORK",
     "activation_units", "fusion_pays", "retain_freed_memory", "ThreadPolicy", "THREADS_ENV", "LIMIT_ENV", "CHECK_EVERY", "usable_cpus", "busy_elsewhere",
 ]

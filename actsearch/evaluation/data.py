@@ -266,6 +266,58 @@ def _load_tiny(val_fraction: float, split_seed: int) -> Dataset:
     return _finish("tiny", x[:600], y[:600], x[600:], y[600:], (1, length), val_fraction, split_seed)
 
 
+# ----------------------------------------------------------------------------------- .npz files
+def _load_npz(path: str, val_fraction: float, split_seed: int) -> Dataset:
+    """A classification set of the user's: arrays ``x`` (N, features), (N, channels, length) or
+    (N, channels, height, width) and ``y`` (N class indices), optionally ``x_test``/``y_test``
+    (else a fixed 20% of ``x`` is the test split). Checked on load: one-line :class:`DatasetError`."""
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetError(f"--dataset {path!r}: no such file")
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise DatasetError(f"--dataset {path!r}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+    for need in ("x", "y"):
+        if need not in arrays:
+            raise DatasetError(f"--dataset {path!r}: no array {need!r} (it has: {', '.join(arrays) or 'none'}); "
+                               "a dataset file holds x, y and optionally x_test, y_test")
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        raise DatasetError(f"--dataset {path!r}: x_test and y_test go together")
+    parts = {"": (arrays["x"], arrays["y"])}
+    if "x_test" in arrays:
+        parts["_test"] = (arrays["x_test"], arrays["y_test"])
+    for suffix, (x, y) in parts.items():
+        if x.dtype.kind not in "fiub" or not 2 <= x.ndim <= 4:
+            raise DatasetError(f"--dataset {path!r}: x{suffix} must be numbers shaped (N, features), (N, channels, "
+                               f"length) or (N, channels, height, width); got {x.dtype} {x.shape}")
+        if not np.isfinite(x).all():
+            raise DatasetError(f"--dataset {path!r}: x{suffix} holds NaN or infinite values")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DatasetError(f"--dataset {path!r}: y{suffix} must be one class index per row of x{suffix} "
+                               f"({len(x)}), got shape {y.shape}")
+        if y.dtype.kind not in "iuf" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))) or y.min() < 0:
+            raise DatasetError(f"--dataset {path!r}: y{suffix} must hold class indices 0, 1, 2 … (got {y.dtype}, "
+                               f"min {y.min()})")
+    x, y = arrays["x"], arrays["y"].astype(np.int64)
+    if "x_test" in arrays:
+        x_test, y_test = arrays["x_test"], arrays["y_test"].astype(np.int64)
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DatasetError(f"--dataset {path!r}: x_test rows are {x_test.shape[1:]}, x rows {x.shape[1:]}")
+    else:
+        perm = np.random.default_rng(split_seed).permutation(len(y))
+        cut = int(round(0.8 * len(y)))
+        x, y, x_test, y_test = x[np.sort(perm[:cut])], y[np.sort(perm[:cut])], x[perm[cut:]], y[perm[cut:]]
+    if len(np.unique(y)) < 2:
+        raise DatasetError(f"--dataset {path!r}: y needs at least 2 classes")
+    if len(y) < 10:
+        raise DatasetError(f"--dataset {path!r}: {len(y)} training rows are too few")
+    shape = (1, x.shape[1]) if x.ndim == 2 else tuple(x.shape[1:])  # a feature row is a 1-channel signal
+    return _finish(str(path), x.reshape(len(x), -1), y, x_test.reshape(len(x_test), -1), y_test, shape,
+                   val_fraction, split_seed)
+
+
 def list_datasets() -> list[str]:
     return sorted(["mnist", "tiny", *MNIST1D_VARIANTS])
 
@@ -278,11 +330,14 @@ def load_dataset(
     mnist_dir: str | None = None,
     cache: str | os.PathLike[str] | None = None,
 ) -> Dataset:
-    """Load a dataset by name (offline). Unknown names raise :class:`DatasetError`.
+    """Load a dataset by name (offline), or a ``.npz`` file of the user's (:func:`_load_npz`).
+    Unknown names raise :class:`DatasetError`.
 
     ``val_fraction`` of the training set (chosen with ``split_seed``) becomes the validation split
     the search scores on; ``mnist_dir`` (or ``$ACTSEARCH_MNIST_DIR``) holds MNIST's IDX files.
     """
+    if name.strip().lower().endswith(".npz"):
+        return _load_npz(name.strip(), val_fraction, split_seed)
     key = name.strip().lower().replace("_", "").replace("-", "")
     cache_path = Path(cache) if cache is not None else None
     variant = next((v for v in MNIST1D_VARIANTS if v.replace("-", "") == key), None)

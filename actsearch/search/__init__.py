@@ -20,7 +20,7 @@ from .samplers import (COSTS, PRUNERS, SAMPLERS, EvolutionSampler, ExhaustiveSam
 from .predictor import KAPPA, PREDICTORS, Prediction, Predictor, make_predictor
 from .surrogate import DEFAULT_GROUPS, DEFAULT_PREDICTOR, POOL_ENUMERATE, POOL_SIZE, FeatureCache, SurrogateSampler, study_training_set
 from .settings import (BUDGET_ATTR, DEFAULTS, MAX_SEED, MAX_SEEDS, OBJECTIVE_PAIRS, OBJECTIVES, EVALUATED_FAILURES, OWN_FAILURES, MAX_RETRIES, REFERENCES_ATTR, SETTINGS_ATTR, SearchSettings,
-                       build_settings, fidelity_for, normalize_dataset, space_hash, space_to_dict, study_name_for)
+                       build_settings, fidelity_for, task_for, TASK_FIDELITY, normalize_dataset, space_hash, space_to_dict, study_name_for)
 from .storage import (DEFAULT_STORAGE, RetryingRDBStorage, artifact_dir, artifact_store, create_or_load_study,
                       heartbeat_settings, is_transient, load_study, open_storage, read_settings, resolve_storage,
                       stored_settings)
@@ -30,7 +30,7 @@ from .worker import OnStart, WorkerResult, check_compatible, run_distributed_wor
 
 __all__ = [
     "SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "OWN_FAILURES", "MAX_RETRIES", "DEFAULTS",
-    "build_settings", "fidelity_for", "normalize_dataset", "space_hash", "space_to_dict", "study_name_for",
+    "build_settings", "fidelity_for", "task_for", "TASK_FIDELITY", "normalize_dataset", "space_hash", "space_to_dict", "study_name_for",
     "DEFAULT_STORAGE", "RetryingRDBStorage", "artifact_dir", "artifact_store", "create_or_load_study",
     "heartbeat_settings", "is_transient", "load_study", "open_storage", "read_settings", "resolve_storage",
     "stored_settings",

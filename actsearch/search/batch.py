@@ -9,8 +9,9 @@ TPE through its constant liar), build each trial's candidate from the grammar, a
   trial's values (or its failure), ``duplicate_of`` = its number, never trained;
 - equivalent to a trial still running (in this batch, or in another worker with a lower trial
   number) → waits for it and then copies it;
-- otherwise trained: all of them together with :func:`actsearch.evaluation.train_population`,
-  every candidate on the same seeds. Checkpoints are reported to the trial; a member whose trial
+- otherwise trained by the study's task (:meth:`actsearch.evaluation.Task.evaluate`: a built-in
+  child all together as one population, a user's model one at a time), every candidate on the
+  same seeds. Checkpoints are reported to the trial; a member whose trial
   the pruner stops leaves the stack at once. Then ``study.tell``.
 
 What each trial records is in its user attributes (:meth:`Batch._describe`, :meth:`Batch._finish`);
@@ -31,12 +32,11 @@ from typing import Any, Callable
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from .. import evaluation  # trainers looked up when called: a test or a fault drill stands in for them
 from ..evaluation import TrainResult, overall_status, summarize
 from ..expressions import Candidate, Space, plot_function
 from ._signals import sigint_deferred
 from .samplers import activation_cost, population_seeds
-from .settings import EVALUATED_FAILURES, SearchSettings, fidelity_for
+from .settings import EVALUATED_FAILURES, SearchSettings, task_for
 from .trials import beat, beats_in_attrs, over_budget, replaced_numbers
 
 __all__ = ["Batch", "Item", "Reporter", "OnTrial", "has_heartbeats"]
@@ -139,7 +139,7 @@ class Batch:
                  store: Any, run_id: str, plots: bool, on_trial: OnTrial | None) -> None:
         self.study, self.space, self.settings = study, space, settings
         self.device, self.store, self.run_id, self.plots, self.on_trial = device, store, run_id, plots, on_trial
-        self.fidelity = fidelity_for(settings)
+        self.task = task_for(settings, study.study_name)
         self.seeds = list(population_seeds(settings.seed, settings.seeds))
         self.items: list[Item] = []
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -204,7 +204,7 @@ class Batch:
         reporter = Reporter(todo, prune=not self.settings.multi_objective)
         seeds = self.seeds * len(todo)
         try:
-            results = evaluation.train_population(acts, self.fidelity, seeds, device=self.device, report=reporter)
+            results = self.task.evaluate(acts, seeds, device=self.device, report=reporter)
         except Exception:  # one bad member must not sink the batch: retry them one at a time
             results = self._train_one_by_one(acts, seeds)
         self._late_duplicates(todo)
@@ -238,7 +238,7 @@ class Batch:
         out = []
         for act, seed in zip(acts, seeds):
             try:
-                out.append(evaluation.train_one(act, self.fidelity, seed=seed, device=self.device))
+                out.append(self.task.run(act, seed, device=self.device))
             except Exception as exc:
                 out.append(TrainResult("error", None, None, 0, 0.0, [], f"training raised {type(exc).__name__}: {exc}"))
         return out

@@ -32,7 +32,7 @@ from ._signals import sigint_ignored, stop_on_signals
 from .batch import Batch, Item, OnTrial, has_heartbeats
 from .references import setup_references
 from .samplers import ExhaustiveSampler, make_pruner, make_sampler, seed_for_worker
-from .settings import BUDGET_ATTR, REFERENCES_ATTR, SearchSettings, fidelity_for
+from .settings import BUDGET_ATTR, REFERENCES_ATTR, SearchSettings, task_for
 from .storage import (artifact_store, check_storage_file, create_or_load_study, load_study, open_storage,
                       read_settings)
 from .trials import LOST_ATTR, Heartbeat, budget_state, cleanup_run, evaluated_keys, fail_stale_beats, retry_lost
@@ -164,9 +164,10 @@ def open_study(url: str, name: str, settings: SearchSettings | None, cfg: RunCon
     if settings is None:  # a worker: everything comes from the study
         settings = read_settings(load_study(storage, name))
     space = settings.load_space()
+    task = task_for(settings, name)  # a user's task is loaded (and its file checked) before any trial
     sampler = make_sampler(settings.sampler, space, seed=seed_for_worker(settings.seed, worker), batch=cfg.batch,
-                           fidelity=fidelity_for(settings))
-    pruner = make_pruner("none" if settings.multi_objective else cfg.pruner, fidelity_for(settings), batch=cfg.batch)
+                           fidelity=task.fidelity if task.fidelity is not None else "quick")
+    pruner = make_pruner("none" if settings.multi_objective else cfg.pruner, task, batch=cfg.batch)
     study, created = create_or_load_study(storage, name, settings, sampler=sampler, pruner=pruner)
     return study, settings, space, created
 

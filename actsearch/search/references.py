@@ -13,11 +13,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from .. import evaluation  # the trainer looked up when called: a test stands in for it
 from ..evaluation import overall_status, summarize
 from ..expressions import Candidate, Space, parse, references
 from .samplers import population_seeds
-from .settings import REFERENCES_ATTR, SearchSettings, fidelity_for
+from .settings import REFERENCES_ATTR, SearchSettings, task_for
 
 __all__ = ["setup_references", "drop_duplicate_references", "reference_candidates", "REFERENCE_SEARCH_LIMIT"]
 
@@ -61,7 +60,7 @@ def setup_references(study: optuna.Study, space: Space, settings: SearchSettings
         return
     seeds = population_seeds(settings.seed, settings.seeds)
     acts = [wanted[n] for n in outside for _ in seeds]
-    results = evaluation.train_population(acts, fidelity_for(settings), list(seeds) * len(outside), device=device)
+    results = task_for(settings, study.study_name).evaluate(acts, list(seeds) * len(outside), device=device)
     table: dict[str, dict[str, Any]] = {}
     for i, name in enumerate(outside):
         rs = results[i * len(seeds):(i + 1) * len(seeds)]

@@ -31,7 +31,7 @@ from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import ActsearchError
-from ..evaluation import Fidelity
+from ..evaluation import Fidelity, Task
 from ..expressions import Candidate, Space
 from ._space_sampler import SpaceSampler, frozen
 from .surrogate import SurrogateSampler
@@ -184,8 +184,9 @@ def make_sampler(name: str, space: Space, *, seed: int | None, batch: int = 8,
     raise ActsearchError(f"unknown sampler {name!r} (use one of: {', '.join(SAMPLERS)})")
 
 
-def make_pruner(name: str, fidelity: Fidelity, *, batch: int = 8) -> optuna.pruners.BasePruner:
-    """Pruners fed by the trainer's validation checkpoints (every ``fidelity.eval_every`` steps)."""
+def make_pruner(name: str, fidelity: Fidelity | Task, *, batch: int = 8) -> optuna.pruners.BasePruner:
+    """Pruners fed by the trainer's validation checkpoints (every ``fidelity.eval_every`` steps of a
+    fidelity or a task)."""
     name = name.strip().lower()
     if name == "median":
         # Compare only once a whole first batch has completed; the first checkpoint is already

@@ -14,13 +14,15 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .._version import __version__
-from ..errors import ActsearchError, DatasetError
-from ..evaluation import MNIST1D_VARIANTS, Fidelity, get_fidelity, list_datasets
+from ..errors import ActsearchError, DatasetError, TaskError
+from ..evaluation import (MNIST1D_VARIANTS, Fidelity, Task, builtin_task, file_hash, find_task, get_fidelity, list_datasets,
+                          load_dataset)
 from ..expressions import Space, load_space, space_from_dict
 from .samplers import COSTS, SAMPLERS
 
 __all__ = ["SearchSettings", "MAX_SEED", "MAX_SEEDS", "OBJECTIVES", "OBJECTIVE_PAIRS", "SETTINGS_ATTR", "BUDGET_ATTR", "REFERENCES_ATTR", "EVALUATED_FAILURES", "OWN_FAILURES", "MAX_RETRIES", "DEFAULTS",
-           "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "build_settings", "normalize_dataset"]
+           "space_hash", "space_to_dict", "study_name_for", "fidelity_for", "task_for", "build_settings", "normalize_dataset",
+           "TASK_FIDELITY"]
 
 #: Seeds are 0 … MAX_SEED: a worker's sampler stream adds 7919 × (its index ≤ 250,000) and numpy's
 #: RandomState takes seeds below 2³².
@@ -66,6 +68,10 @@ class SearchSettings:
     space_def: dict[str, Any] | None = None  # the space itself, so a worker elsewhere can rebuild it
     version: str = ""  # actsearch version that created the study (filled in at construction)
     space_hash: str = ""  # sha256 of the canonical space_def (filled in at construction)
+    # A user's task (--task): {"name", "source", "hash"} (:func:`actsearch.evaluation.task_record`);
+    # then `fidelity` is "task" and `dataset` the task's name. None: the built-in child of `fidelity`.
+    task: dict[str, str] | None = None
+    data_hash: str = ""  # sha256 of a --dataset FILE.npz, checked wherever the study's trials are trained
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -85,6 +91,12 @@ class SearchSettings:
         if self.space_def is not None:
             return space_from_dict(self.space_def, f"<study space {self.space}>")
         return load_space(self.space)
+
+    @property
+    def task_key(self) -> tuple[str, str] | None:
+        """What makes two tasks the same for a study: the name and the file's hash (not its path,
+        which differs from machine to machine)."""
+        return None if self.task is None else (str(self.task.get("name")), str(self.task.get("hash")))
 
     @property
     def multi_objective(self) -> bool:
@@ -121,15 +133,48 @@ def study_name_for(settings: SearchSettings) -> str:
     is named after the space's own ``name`` (what the file says it is), not after the file."""
     named = (settings.space_def or {}).get("name")
     space = str(named) if named else (Path(settings.space).stem if settings.space.endswith(".toml") else settings.space)
+    dataset = Path(settings.dataset).stem if settings.dataset.endswith(".npz") else settings.dataset
     seeds = f"-x{settings.seeds}" if settings.seeds != 1 else ""
     objective = "-" + settings.objectives.replace(",", "-") if settings.multi_objective and settings.objectives != "val,cost" \
         else ("-ood" if not settings.multi_objective and settings.objective == "ood" else "")
-    return f"{space}-{settings.dataset}-{settings.fidelity}-{settings.sampler}-s{settings.seed}{seeds}{objective}"
+    return f"{space}-{dataset}-{settings.fidelity}-{settings.sampler}-s{settings.seed}{seeds}{objective}"
 
 
 def fidelity_for(settings: SearchSettings) -> Fidelity:
-    """The preset a study's trials train at, on the study's dataset."""
+    """The preset a study's trials train at, on the study's dataset (a built-in task's)."""
+    if settings.task is not None:
+        raise ActsearchError(f"this study scores the task {settings.task.get('name')!r}, not a built-in fidelity")
     return get_fidelity(settings.fidelity).replace(dataset=settings.dataset)
+
+
+#: The ``fidelity`` a study of a user's task records.
+TASK_FIDELITY = "task"
+
+
+def task_for(settings: SearchSettings, study: str = "") -> Task:
+    """What a study's trials are scored by: its user's task (loaded and checked against the
+    recorded hash) or its built-in fidelity on its dataset (a ``.npz`` file checked against its hash)."""
+    if settings.task is not None:
+        return find_task(settings.task, study)
+    if settings.data_hash:
+        _check_data_file(settings.dataset, settings.data_hash, study)
+    return builtin_task(settings.fidelity, settings.dataset)
+
+
+_CHECKED: set[tuple[str, str]] = set()
+
+
+def _check_data_file(path: str, want: str, study: str) -> None:
+    if (path, want) in _CHECKED:
+        return
+    try:
+        got = file_hash(path)
+    except OSError:
+        raise TaskError(f"study {study!r} trains on the dataset file {path}, which is not here") from None
+    if got != want:
+        raise TaskError(f"study {study!r} was created with another {path} (file hash {want}, now {got}): "
+                        "refusing to mix their trials (use another --study)")
+    _CHECKED.add((path, want))
 
 
 #: What a new study gets for an option the command did not give.
@@ -141,7 +186,11 @@ OBJECTIVE_PAIRS = ("val,cost", "val,ood")
 
 
 def normalize_dataset(name: str) -> str:
-    """A dataset name as the registry spells it ("MNIST_1D" → "mnist1d"), or a one-line error."""
+    """A dataset name as the registry spells it ("MNIST_1D" → "mnist1d"), or a ``.npz`` file (loaded
+    once here, so a bad one is a one-line error before anything runs)."""
+    if name.strip().lower().endswith(".npz"):
+        load_dataset(name.strip())
+        return name.strip()
     key = name.strip().lower().replace("-", "").replace("_", "")
     known = {n.replace("-", ""): n for n in list_datasets()}
     if key not in known:
@@ -155,8 +204,19 @@ def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = 
     define a study default to None on the command line for this reason: ``--study NAME`` alone
     resumes a study as it was created."""
     base: dict[str, Any] = {**DEFAULTS, **(stored or {}), **{k: v for k, v in given.items() if v is not None}}
-    fid = get_fidelity(base["fidelity"])
-    dataset = normalize_dataset(base.get("dataset") or fid.dataset)
+    task = given.get("task") if given.get("task") is not None else (stored or {}).get("task")
+    if task is not None:  # a user's task replaces the fidelity and dataset
+        if given.get("task") is not None and (given.get("fidelity") is not None or given.get("dataset") is not None):
+            raise ActsearchError("--task sets the data, model and training itself: drop --fidelity and --dataset")
+        if base["sampler"] == "surrogate":
+            raise ActsearchError("the surrogate sampler measures its features on a built-in child; with --task "
+                                 "use tpe, random, evolution, nsga2 or exhaustive")
+        base["fidelity"], base["dataset"] = TASK_FIDELITY, task["name"]
+        dataset, fid_name, data_hash = task["name"], TASK_FIDELITY, ""
+    else:
+        fid_name = get_fidelity(base["fidelity"]).name
+        dataset = normalize_dataset(base.get("dataset") or get_fidelity(base["fidelity"]).dataset)
+        data_hash = file_hash(dataset) if dataset.endswith(".npz") else ""
     if base["sampler"] not in SAMPLERS:
         raise ActsearchError(f"unknown sampler {base['sampler']!r} (use one of: {', '.join(SAMPLERS)})")
     if base["cost"] not in COSTS:
@@ -172,9 +232,10 @@ def build_settings(given: Mapping[str, Any], stored: Mapping[str, Any] | None = 
                              f"{', '.join(MNIST1D_VARIANTS)}), not {dataset!r}")
     if given.get("space") is not None or "space_def" not in base:
         base["space_def"] = space_to_dict(load_space(base["space"]))
-    settings = SearchSettings(space=base["space"], dataset=dataset, fidelity=fid.name, sampler=base["sampler"],
+    settings = SearchSettings(space=base["space"], dataset=dataset, fidelity=fid_name, sampler=base["sampler"],
                               seed=int(base["seed"]), seeds=int(base["seeds"]), cost=base["cost"],
-                              objective=base["objective"], objectives=pair, space_def=base["space_def"])
+                              objective=base["objective"], objectives=pair, space_def=base["space_def"],
+                              task=dict(task) if task is not None else None, data_hash=data_hash)
     if not 1 <= settings.seeds <= MAX_SEEDS:
         raise ActsearchError(f"--seeds must be from 1 to {MAX_SEEDS}, got {settings.seeds}")
     if not 0 <= settings.seed <= MAX_SEED:

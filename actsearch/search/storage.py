@@ -661,7 +661,8 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
     """Create the study (recording ``settings``) or resume it; returns (study, created).
 
     Resuming with settings that would change a trial's score (space, dataset, fidelity, seeds,
-    objectives) is refused: the new trials would not be comparable with the old ones.
+    objectives, a user's task or dataset file) is refused: the new trials would not be comparable
+    with the old ones.
     """
     check_study_name(name)
     study = optuna.create_study(storage=storage, study_name=name, directions=settings.directions,
@@ -672,12 +673,13 @@ def create_or_load_study(storage: BaseStorage, name: str, settings: SearchSettin
         study.set_user_attr(SETTINGS_ATTR, settings.to_json())
         return study, True
     old = read_settings(study)  # refuses a study another tool made: never adopted, never written to
-    fields = ["space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective", "objective_names"]
+    fields = ["task_key", "data_hash", "space_def", "dataset", "fidelity", "seed", "seeds", "multi_objective",
+              "objective_names"]
     if settings.multi_objective and "cost" in settings.objective_names:
         fields.append("cost")
     for f in fields:
         if getattr(old, f) != getattr(settings, f):
-            what = "space" if f == "space_def" else f
+            what = {"space_def": "space", "task_key": "task (name, file hash)", "data_hash": "dataset file"}.get(f, f)
             raise ActsearchError(
                 f"study {name!r} was created with a different {what} ({getattr(old, f)!r:.60} ≠ "
                 f"{getattr(settings, f)!r:.60}); pass another --study, or the options it was created with")

@@ -476,8 +476,9 @@ def _retrying(name: str, base: Callable[..., Any]) -> Callable[..., Any]:
                 attempt += 1
                 type(self).retries += 1
                 if attempt == 1:
-                    warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); retrying for up to "
-                                  f"{self.retry_seconds:g} s", RuntimeWarning, stacklevel=2)
+                    warnings.warn(f"actsearch: database error in {name} ({_first_line(exc)}); retry {attempt} in "
+                                  f"{delay:.2f} s, retrying for up to {self.retry_seconds:g} s", RuntimeWarning,
+                                  stacklevel=2)
                 with contextlib.suppress(Exception):
                     self.scoped_session.remove()  # a fresh session on a fresh connection
                 time.sleep(delay)

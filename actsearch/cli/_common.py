@@ -108,7 +108,8 @@ def add_device_option(s: argparse.ArgumentParser) -> None:
 def add_task_option(s: Any) -> None:  # a parser or a group of it
     s.add_argument("--task", metavar="FILE.py[:NAME]", default=None,
                    help="your own task (data, model, loss, metric) instead of a built-in fidelity: a Python file "
-                        "or package.module:NAME holding an actsearch.Task (object `task` by default)")
+                        "or package.module:NAME holding an actsearch.Task (object `task` by default) "
+                        "(default: none: a built-in fidelity)")
 
 
 def task_option(args: argparse.Namespace) -> Task | None:

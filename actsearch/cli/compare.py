@@ -47,7 +47,7 @@ def add_parsers(sub: Any) -> None:
                    help='an expression in x ("x*atan(x)") or a registered activation name (gelu, elu …)')
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--fidelity", default=None, metavar="NAME",
-                       help=f"how each function is trained, {FIDELITY_CHOICES} (this or --task is required)")
+                       help=f"how each function is trained, {FIDELITY_CHOICES} (default: none; this or --task is required)")
     add_task_option(which)
     s.add_argument("--dataset", default=None, metavar="NAME",
                    help=f"the data, {DATASET_CHOICES}, or FILE.npz (arrays x, y, optional x_test, y_test) "

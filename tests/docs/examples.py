@@ -9,7 +9,10 @@ have rows of each shape shown, at least as many as shown. A block right after th
 not run (a server, a GPU, an hour of training).
 
 Commands that train run at the smoke fidelity here (:func:`smoke`): the sample output shown to a
-reader is the real output at the fidelity the page names, and the check is of its structure.
+reader is the real output at the fidelity the page names, and the check is of its structure. A
+command on a user's task (``--task``) runs as written: the task is the page's own, and small. A
+python block whose docstring opens with a file name (FILE.py: …) is also saved as that file for the
+commands after it.
 """
 from __future__ import annotations
 
@@ -26,6 +29,9 @@ SKIP = re.compile(r"<!--\s*skip-example:\s*(.+?)\s*-->")
 FENCE = re.compile(r"^(`{3,})\s*(\w*)\s*$")
 #: Commands that train: run at `smoke` on the tiny space here.
 TRAINING = ("search", "verify", "compare", "noise")
+#: A python block that opens with a docstring naming a file (``"""my_task.py: …"""``) is the file
+#: the page asks the reader to save: it is also written there, for the commands that read it.
+SAVED_AS = re.compile(r'"""([\w.-]+\.py):')
 #: Seconds one command may take here before the example counts as broken.
 TIMEOUT = 240
 
@@ -99,9 +105,10 @@ def commands(console: str) -> list[Command]:
     return out
 
 
-def smoke(command: str) -> str:
+def smoke(command: str, on_task: bool = False) -> str:
     """The command as it runs here: training commands at the smoke fidelity (the tiny space for a
-    search of a shipped space), experiments with --quick."""
+    search of a shipped space), experiments with --quick. ``on_task``: the page has started on a
+    user's task, whose studies train through it — its commands run as written."""
     try:
         words = shlex.split(command, comments=True)
     except ValueError:
@@ -109,7 +116,7 @@ def smoke(command: str) -> str:
     if len(words) < 2 or words[0] != "actsearch":
         return command
     sub = words[1]
-    if sub in TRAINING:
+    if sub in TRAINING and not on_task and not _on_task(words):
         fixed: list[str] = []
         it = iter(words)
         for w in it:
@@ -126,6 +133,10 @@ def smoke(command: str) -> str:
     if sub == "experiment" and "--list" not in words and "--quick" not in words:
         return shlex.join([*words, "--quick"])
     return command
+
+
+def _on_task(words: list[str]) -> bool:
+    return any(w == "--task" or w.startswith("--task=") for w in words)
 
 
 # ------------------------------------------------------------------------------ output shape
@@ -181,6 +192,7 @@ def check_output(expected: list[str], actual: str) -> list[str]:
 def run_page(path: Path, workdir: Path, bin_dir: Path) -> list[str]:
     """Run every example of the page at ``path`` in ``workdir``; returns the failures found."""
     failures: list[str] = []
+    on_task = False  # the page's commands have started on a user's task
     namespace: dict[str, object] = {"__name__": "__docs__"}
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(workdir),
            "MPLBACKEND": "Agg", "COLUMNS": "100"}
@@ -189,6 +201,9 @@ def run_page(path: Path, workdir: Path, bin_dir: Path) -> list[str]:
         if block.skip:
             continue
         if block.lang == "python":
+            saved = SAVED_AS.match(block.text)
+            if saved:  # a file the page tells the reader to save: its commands below read it
+                (workdir / saved.group(1)).write_text(block.text + "\n", encoding="utf-8")
             with _inside(workdir):
                 try:
                     exec(compile(block.text, where, "exec"), namespace)  # noqa: S102 — the page's own example
@@ -196,7 +211,11 @@ def run_page(path: Path, workdir: Path, bin_dir: Path) -> list[str]:
                     failures.append(f"{where}: python block raised {type(exc).__name__}: {exc}")
             continue
         for cmd in commands(block.text):
-            line = smoke(cmd.line)
+            try:
+                on_task = on_task or _on_task(shlex.split(cmd.line, comments=True))
+            except ValueError:
+                pass
+            line = smoke(cmd.line, on_task)
             proc = subprocess.run(["bash", "-c", line], cwd=workdir, env=env, capture_output=True, text=True,
                                   timeout=TIMEOUT)
             out = proc.stdout + proc.stderr

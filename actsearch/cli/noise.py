@@ -113,7 +113,7 @@ def add_parsers(sub: Any) -> None:
                        "that train, τ). --grid crosses the presets with changes of their child, to choose one.")
     which = s.add_mutually_exclusive_group(required=True)
     which.add_argument("--fidelity", default=None, metavar="NAME[,NAME...]",
-                       help=f"the preset(s) to measure, comma-separated {FIDELITY_CHOICES} (default: none; this or --task is required)")
+                       help=f"the preset(s) to measure, comma-separated, {FIDELITY_CHOICES} (default: none; this or --task is required)")
     add_task_option(which)
     s.add_argument("--seeds", type=count(4, MAX_SEEDS), default=10, help="paired seeds (default 10: two halves of 5)")
     s.add_argument("--seed-base", type=SEED, default=20_000,

@@ -23,7 +23,7 @@ from ..expressions import ActivationSpec, pyplot, save_figure
 
 __all__ = [
     "Context", "ExperimentResult", "Experiment", "write_csv", "write_markdown", "write_command",
-    "pyplot", "mnist01", "deep_mlp", "init_scaled_", "sgd_train", "mnist", "accuracy", "hidden_preacts", "fmt",
+    "Journal", "pyplot", "mnist01", "deep_mlp", "init_scaled_", "sgd_train", "mnist", "accuracy", "hidden_preacts", "fmt",
 ]
 
 
@@ -121,6 +121,36 @@ def default_command(name: str, ctx: Context) -> str:
     # The thread count changes float reduction order, hence the last digits: record it when set.
     env = [f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "ACTSEARCH_MNIST_DIR") if os.environ.get(k)]
     return " ".join([*env, *(shlex.quote(p) for p in parts)])
+
+
+class Journal:
+    """The finished runs of a long experiment, one CSV row each, appended as they finish: a rerun of
+    the same command reads them back and trains only what is missing (hours of training on a shared
+    2-core machine should survive a Ctrl-C). ``key`` names the columns that identify a run;
+    ``numbers`` maps a column to the type it is read back as."""
+
+    def __init__(self, path: Path, columns: Sequence[str], key: Sequence[str],
+                 numbers: Mapping[str, Callable[[str], Any]]) -> None:
+        self.path, self.columns, self.key, self.numbers = path, tuple(columns), tuple(key), dict(numbers)
+
+    def done(self) -> dict[tuple[Any, ...], dict[str, object]]:
+        """Every run written so far, by its key."""
+        if not self.path.exists():
+            return {}
+        with open(self.path, newline="") as f:
+            rows = [{k: self.numbers.get(k, str)(v) for k, v in r.items()} for r in csv.DictReader(f)]
+        return {tuple(r[k] for k in self.key): r for r in rows}
+
+    def append(self, row: Mapping[str, object]) -> None:
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.columns)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def save(fig: Any, path: Path) -> Path:

@@ -10,15 +10,13 @@ same population engine a search uses; the activations are the ones the paper com
 """
 from __future__ import annotations
 
-import csv
 import math
 import statistics
 import time
-from pathlib import Path
 
 from ..evaluation import get_fidelity, train_population
 from ..expressions import parse
-from ._common import Context, Experiment, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+from ._common import Context, Experiment, Journal, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
 
 #: What `actsearch experiment --list` prints.
 SUMMARY = ("test accuracy vs depth (2-48 layers) of a plain MLP for ReLU, Swish, GELU, ELU, tanh, SELU, "
@@ -40,28 +38,7 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 
 
 _COLS = ("norm", "depth", "activation", "expression", "seed", "status", "val_accuracy", "test_accuracy", "reason")
-
-
-def _read_journal(path: Path) -> dict[tuple[str, int, str, int], dict[str, object]]:
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = [dict(r) for r in csv.DictReader(f)]
-    out: dict[tuple[str, int, str, int], dict[str, object]] = {}
-    for r in rows:
-        row: dict[str, object] = {**r, "depth": int(r["depth"]), "seed": int(r["seed"]),
-                                  "val_accuracy": float(r["val_accuracy"]), "test_accuracy": float(r["test_accuracy"])}
-        out[(r["norm"], int(r["depth"]), r["activation"], int(r["seed"]))] = row
-    return out
-
-
-def _append_journal(path: Path, row: dict[str, object]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_COLS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+_NUMBERS = {"depth": int, "seed": int, "val_accuracy": float, "test_accuracy": float}
 
 
 def run(ctx: Context) -> ExperimentResult:
@@ -74,8 +51,9 @@ def run(ctx: Context) -> ExperimentResult:
     t0 = time.perf_counter()
     # 84 populations' worth of deep nets take hours on a shared 2-core machine: each finished
     # population is appended to a journal, and a rerun of the same command picks up from it.
-    journal = ctx.out / f"runs.{base.name}.partial.csv"
-    done = _read_journal(journal)
+    journal = Journal(ctx.out / f"runs.{base.name}.partial.csv", _COLS, ("norm", "depth", "activation", "seed"),
+                      _NUMBERS)
+    done = journal.done()
     runs: list[dict[str, object]] = []
     for norm in NORMS:
         for depth in depths:
@@ -94,7 +72,7 @@ def run(ctx: Context) -> ExperimentResult:
                              "val_accuracy": r.val_accuracy if r.val_accuracy is not None else math.nan,
                              "test_accuracy": r.test_accuracy if r.test_accuracy is not None else math.nan,
                              "reason": r.reason or ""})
-                _append_journal(journal, runs[-1])
+                journal.append(runs[-1])
             line = ", ".join(f"{label} {_mean_sd([float(x['test_accuracy']) for x in runs[-len(members):] if x['activation'] == label])[0]:.3f}"
                              for label, _ in acts)
             print(f"  depth {depth:>2}, norm {norm:<5}: {line}  ({time.perf_counter() - t0:.0f}s)", flush=True)
@@ -157,7 +135,7 @@ def run(ctx: Context) -> ExperimentResult:
              for r in rows]
     files.append(write_markdown(ctx.out / "results.md", "Accuracy vs depth", table, finding, ["depth.png"]))
     files.append(write_command(ctx, "depth"))
-    journal.unlink(missing_ok=True)  # runs.csv now holds every run
+    journal.remove()  # runs.csv now holds every run
     metrics = {"rows": rows, "runs": runs, "gap": gap, "spread": spread, "fidelity": base.name}
     return ExperimentResult("depth", finding, metrics, files)
 

@@ -4,16 +4,14 @@ fidelity (the search's 1-D CNN on MNIST-1D) over several seeds, through the same
 function has to clear (Ramachandran, Zoph & Le 2017 compare against the same baselines)."""
 from __future__ import annotations
 
-import csv
 import statistics
 import time
-from pathlib import Path
 
 import torch
 
 from ..evaluation import get_fidelity, train_one
 from ..expressions import describe_activations, get_activation, list_activations
-from ._common import Experiment, Context, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
+from ._common import Experiment, Context, Journal, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
 
 #: What `actsearch experiment --list` prints.
 SUMMARY = (
@@ -55,30 +53,7 @@ def _shapes_figure(names: list[str], path) -> None:  # type: ignore[no-untyped-d
 
 
 _COLS = ("activation", "seed", "status", "val_accuracy", "test_accuracy", "seconds", "reason")
-
-
-def _read_journal(path: Path) -> dict[tuple[str, str], dict[str, object]]:
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    out: dict[tuple[str, str], dict[str, object]] = {}
-    for r in rows:
-        row: dict[str, object] = dict(r)
-        for k in ("val_accuracy", "test_accuracy", "seconds"):
-            row[k] = float(r[k])
-        row["seed"] = int(r["seed"])
-        out[(r["activation"], r["seed"])] = row
-    return out
-
-
-def _append_journal(path: Path, row: dict[str, object]) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=_COLS)
-        if new:
-            w.writeheader()
-        w.writerow(row)
+_NUMBERS = {"seed": int, "val_accuracy": float, "test_accuracy": float, "seconds": float}
 
 
 def run(ctx: Context) -> ExperimentResult:
@@ -91,11 +66,11 @@ def run(ctx: Context) -> ExperimentResult:
     ctx.out.mkdir(parents=True, exist_ok=True)
     # ~57 trainings on a shared 2-core box can take an hour: each finished run is appended to a
     # journal, and a rerun of the same command picks up where an interrupted one stopped.
-    journal = ctx.out / f"runs.{fid.name}.partial.csv"
-    done = _read_journal(journal)
+    journal = Journal(ctx.out / f"runs.{fid.name}.partial.csv", _COLS, ("activation", "seed"), _NUMBERS)
+    done = journal.done()
     for name in names:
         for s in range(n_seeds):
-            key = (name, str(ctx.seed + s))
+            key = (name, ctx.seed + s)
             if key in done:
                 runs.append(done[key])
                 continue
@@ -104,7 +79,7 @@ def run(ctx: Context) -> ExperimentResult:
                          "val_accuracy": r.val_accuracy if r.val_accuracy is not None else float("nan"),
                          "test_accuracy": r.test_accuracy if r.test_accuracy is not None else float("nan"),
                          "seconds": r.seconds, "reason": r.reason or ""})
-            _append_journal(journal, runs[-1])
+            journal.append(runs[-1])
             print(f"  {name:<15} seed {ctx.seed + s}: {r.status:<8} test {float(runs[-1]['test_accuracy']):.4f}"
                   f"  ({r.seconds:.1f}s)", flush=True)
     rows = []
@@ -151,7 +126,7 @@ def run(ctx: Context) -> ExperimentResult:
     files.append(write_markdown(ctx.out / "results.md", "Activation zoo", table, finding,
                                 ["accuracy.png", "shapes.png"]))
     files.append(write_command(ctx, "activation-zoo"))
-    journal.unlink(missing_ok=True)  # runs.csv now holds every run
+    journal.remove()  # runs.csv now holds every run
     metrics = {"rows": rows, "runs": runs, "fidelity": fid.name}
     return ExperimentResult("activation-zoo", finding, metrics, files)
 

@@ -68,7 +68,7 @@ def test_search_verify_export_predict_compare_on_a_task(tmp_path: Path, capsys) 
     records = _study(db, "t").user_attrs["verify"]
     assert [r["fidelity"] for r in records] == ["wave"] * 3 and all(r["test_mean"] < 0 for r in records)
     assert main(["export", "--study", "t", "--storage", db, "--k", "2", "--output", str(tmp_path / "top.py")]) == 0
-    assert "class Top1" in (tmp_path / "top.py").read_text()
+    assert "class Rank1" in (tmp_path / "top.py").read_text()
     capsys.readouterr()
     assert main(["predict", "--study", "t", "--storage", db, "x*tanh(x)"]) == 0
     assert capsys.readouterr().out.startswith("x*tanh(x)  -")

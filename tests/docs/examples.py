@@ -192,10 +192,29 @@ def check_output(expected: list[str], actual: str) -> list[str]:
 def run_page(path: Path, workdir: Path, bin_dir: Path) -> list[str]:
     """Run every example of the page at ``path`` in ``workdir``; returns the failures found."""
     failures: list[str] = []
-    on_task = False  # the page's commands have started on a user's task
     namespace: dict[str, object] = {"__name__": "__docs__"}
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "PYTHONPATH": str(workdir),
            "MPLBACKEND": "Agg", "COLUMNS": "100"}
+    try:
+        _run_blocks(path, workdir, env, namespace, failures)
+    finally:
+        _forget_page_modules(workdir)  # a page's `import found_acts` must not shadow the next one's
+    return failures
+
+
+def _forget_page_modules(workdir: Path) -> None:
+    """Drop from sys.modules what a page's python blocks imported from its folder (the modules it
+    wrote, e.g. an exported found_acts.py): another page, or a test, may write one of that name."""
+    root = str(workdir.resolve())
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if where and str(Path(where).resolve()).startswith(root):
+            del sys.modules[name]
+
+
+def _run_blocks(path: Path, workdir: Path, env: dict[str, str], namespace: dict[str, object],
+                failures: list[str]) -> None:
+    on_task = False  # the page's commands have started on a user's task
     for block in blocks(path.read_text(encoding="utf-8")):
         where = f"{path.name}:{block.line}"
         if block.skip:
@@ -229,7 +248,6 @@ def run_page(path: Path, workdir: Path, bin_dir: Path) -> list[str]:
                 continue
             for problem in check_output(cmd.expected, out):
                 failures.append(f"{where}: `{cmd.line}`: {problem}\n--- real output ---\n{out[-1500:]}")
-    return failures
 
 
 @contextlib.contextmanager

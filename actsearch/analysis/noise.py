@@ -34,7 +34,7 @@ import torch
 from ..evaluation import Task, as_task, get_dataset, mean_std
 from .compare import candidate_of_text, entry
 
-__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power",
+__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power", "format_grid_row",
            "TRAINS_OVER_CHANCE"]
 
 #: The fixed panel: the paper's two baselines, the smooth and saturating functions the Swish paper
@@ -177,6 +177,10 @@ def measure_noise(fidelity: Any, seeds: Sequence[int], panel: Sequence[str] = PA
     return NoiseReport(fid, seeds, rows, seconds, tau, tau_test, (order(first), order(second)), classes)
 
 
+def _signed(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:+.2f}"
+
+
 def _pts(v: float | None) -> str:
     return "—" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"
 
@@ -213,10 +217,19 @@ def format_room_power(rep: NoiseReport) -> str:
     sd, who = rep.power()
     trains = [r.name for r in rep.rows if rep.trains(r) and r.name != "relu"]
     left = [r.name for r in rep.rows if not rep.trains(r)]
-    sign = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
     tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
-    return (f"room: Swish − ReLU {sign(sv)} (val), {sign(st)} (test) points; the panel's spread "
+    return (f"room: Swish − ReLU {_signed(sv)} (val), {_signed(st)} (test) points; the panel's spread "
             f"{_pts(spread)} points ({best.name} {_pts(best.val_mean)} … {worst.name} {_pts(worst.val_mean)})\n"
             f"power: worst paired sd vs ReLU over the {len(trains)} functions that train {_pts(sd)} points"
             f"{f' ({who})' if who else ''}; Kendall τ between the halves {tau}"
             + (f"; not training (under {TRAINS_OVER_CHANCE:g}x chance or diverged): {', '.join(left)}" if left else ""))
+
+
+def format_grid_row(rep: NoiseReport) -> str:
+    """One line of a grid's summary: ReLU's validation score, the room and the power, in points."""
+    sv, st, spread = rep.room()
+    sd, _ = rep.power()
+    relu = next(r for r in rep.rows if r.name == "relu")
+    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
+    return (f"{rep.fidelity.name:<46}{_pts(relu.val_mean):>8}{_signed(sv):>10}{_signed(st):>10}{_pts(spread):>9}"
+            f"{_pts(sd):>10}{tau:>7}{rep.seconds_per_candidate:>9.2f}")

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ..analysis import PANEL, NoiseReport, entry, format_noise, mde, measure_noise
+from ..analysis import PANEL, entry, format_grid_row, format_noise, mde, measure_noise
 from ..errors import ActsearchError
 from ..evaluation import Fidelity, Task, as_task, get_fidelity, split_fidelities
 from ..paths import output_file
@@ -35,17 +35,6 @@ def _grid(fids: list[Fidelity], axes: list[str]) -> list[Fidelity]:
             except ValueError as exc:
                 raise ActsearchError(f"bad --grid for {fid.name}: {exc}") from None
     return cells
-
-
-def _grid_row(rep: NoiseReport) -> str:
-    sv, st, spread = rep.room()
-    sd, _ = rep.power()
-    relu = next(r for r in rep.rows if r.name == "relu")
-    sign = lambda v: "—" if v is None else f"{100 * v:+.2f}"  # noqa: E731
-    pts = lambda v: "—" if v is None or not math.isfinite(v) else f"{100 * v:.2f}"  # noqa: E731
-    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
-    return (f"{rep.fidelity.name:<46}{pts(relu.val_mean):>8}{sign(sv):>10}{sign(st):>10}{pts(spread):>9}"
-            f"{pts(sd):>10}{tau:>7}{rep.seconds_per_candidate:>9.2f}")
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
@@ -90,7 +79,7 @@ def cmd_noise(args: argparse.Namespace) -> int:
         print(f"{'fidelity':<46}{'ReLU val':>8}{'Δ val':>10}{'Δ test':>10}{'spread':>9}{'worst sd':>10}{'τ':>7}"
               f"{'s/cand':>9}")
         for rep in reports:
-            print(_grid_row(rep))
+            print(format_grid_row(rep))
     if args.csv:
         print(f"saved: {args.csv}")
     return 0

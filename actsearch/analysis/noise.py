@@ -108,11 +108,18 @@ class NoiseReport:
         score), in accuracy (not points). None where the panel lacks Swish or ReLU."""
         by_name = {r.name: r for r in self.rows}
         swish = by_name.get("swish")
-        means = [m for m in (r.val_mean for r in self.rows) if m is not None and math.isfinite(m)]
-        spread = max(means) - min(means) if means else None
+        ends = self.extremes()
+        spread = ends[0].val_mean - ends[1].val_mean if ends else None
         if swish is None or "relu" not in by_name:
             return None, None, spread
         return swish.val_diff_mean, swish.test_diff_mean, spread
+
+    def extremes(self) -> tuple[NoiseRow, NoiseRow] | None:
+        """The rows with the best and the worst finite mean validation score (None if none has one)."""
+        scored = [r for r in self.rows if r.val_mean is not None and math.isfinite(r.val_mean)]
+        if not scored:
+            return None
+        return max(scored, key=lambda r: r.val_mean), min(scored, key=lambda r: r.val_mean)
 
     def power(self) -> tuple[float | None, str | None]:
         """The worst paired sd vs ReLU (validation) over the functions that train, and whose it is."""
@@ -212,14 +219,14 @@ def format_room_power(rep: NoiseReport) -> str:
     """Two lines: the room (Swish − ReLU, the panel's spread) and the power (worst paired sd over
     the functions that train, τ between the halves)."""
     sv, st, spread = rep.room()
-    best = max(rep.rows, key=lambda r: r.val_mean if r.val_mean is not None and math.isfinite(r.val_mean) else -1)
-    worst = min(rep.rows, key=lambda r: r.val_mean if r.val_mean is not None and math.isfinite(r.val_mean) else 2)
+    ends = rep.extremes()
+    span = f" ({ends[0].name} {_pts(ends[0].val_mean)} … {ends[1].name} {_pts(ends[1].val_mean)})" if ends else ""
     sd, who = rep.power()
     trains = [r.name for r in rep.rows if rep.trains(r) and r.name != "relu"]
     left = [r.name for r in rep.rows if not rep.trains(r)]
     tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
     return (f"room: Swish − ReLU {_signed(sv)} (val), {_signed(st)} (test) points; the panel's spread "
-            f"{_pts(spread)} points ({best.name} {_pts(best.val_mean)} … {worst.name} {_pts(worst.val_mean)})\n"
+            f"{_pts(spread)} points{span}\n"
             f"power: worst paired sd vs ReLU over the {len(trains)} functions that train {_pts(sd)} points"
             f"{f' ({who})' if who else ''}; Kendall τ between the halves {tau}"
             + (f"; not training (under {TRAINS_OVER_CHANCE:g}x chance or diverged): {', '.join(left)}" if left else ""))

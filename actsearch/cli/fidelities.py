@@ -14,11 +14,13 @@ __all__ = ["add_parsers", "cmd_fidelities", "MEASURED", "ESTIMATED_FROM"]
 #: fixed set of the paper's top 8 and 8 baselines, idle 2-core Intel Xeon with AVX-512; the CNNs timed
 #: over 600 of their steps and extrapolated): results/speed/bench_eval-run3-c9de1ab.txt (quick 235.3,
 #: standard 42.2 candidates/min) and results/speed/bench_eval-power.txt (power 28.6 candidates/min).
+#: deep: results/speed/bench_eval-deep-run1.txt (34.3 candidates/min over 1000 of its 3000 steps).
 #: mnist: ReLU trained alone on 1 thread (the 2-D CNN is slower per network in a population).
 MEASURED: dict[str, tuple[float, str]] = {
     "quick": (60 / 235.3, "2-core Intel Xeon, populations of 16"),
     "standard": (60 / 42.2, "2-core Intel Xeon, populations of 16"),
     "power": (60 / 28.6, "2-core Intel Xeon, populations of 16"),
+    "deep": (60 / 34.3 * 3000 / 1000, "2-core Intel Xeon, populations of 16"),
     "mnist": (7.0, "2-core machine, one network alone on 1 thread"),
 }
 #: A preset without a measurement: the measured preset that trains the same kind of child, scaled by

@@ -273,9 +273,11 @@ def test_sigterm_and_sighup_stop_a_search_like_ctrl_c(signum: int, workers: int,
     site.mkdir()
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = {**ENV, "ACTSEARCH_TEST_SLEEP": "60", "PYTHONPATH": f"{site}{os.pathsep}{ENV['PYTHONPATH']}"}
+    # The search starts with the signal's default action, as from a terminal: a search started
+    # ignoring SIGHUP (under nohup — which would also be true of this test run) keeps ignoring it.
     p = subprocess.Popen([sys.executable, "-m", "actsearch", *SEARCH, "--storage", url, "--study", "s", "--trials", "0",
                           "--workers", str(workers)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signum, signal.SIG_DFL))
     kids: set[int] = set()
     try:
         running = _wait_running(url, "s", p)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .compare import ALPHA, CSV_FIELDS, Entry, candidate_of_text, compare, entry, holm, found, pm, read_csv, reference_entries, transfer, write_csv
 from .leaderboard import BASELINES, Row, export_top, leaderboard, top_candidates, verify
-from .noise import PANEL, NoiseReport, NoiseRow, format_grid_row, format_noise, mde, measure_noise
+from .noise import PANEL, NoiseReport, NoiseRow, format_grid, format_noise, mde, measure_noise
 from .predict import MIN_TRAINED, Predicted, format_predictions, predict_accuracy
 from .rediscover import (STRICT_BETA_MIN, RediscoverOptions, rediscover, swish_like_info, transfer_only, verdict,
                          verdict_only)
@@ -23,7 +23,7 @@ __all__ = [
     "ALPHA", "CSV_FIELDS", "Entry", "compare", "entry", "holm", "found", "pm", "read_csv", "reference_entries", "transfer",
     "write_csv",
     "BASELINES", "Row", "export_top", "leaderboard", "top_candidates", "verify",
-    "PANEL", "NoiseReport", "NoiseRow", "format_grid_row", "format_noise", "mde", "measure_noise",
+    "PANEL", "NoiseReport", "NoiseRow", "format_grid", "format_noise", "mde", "measure_noise",
     "MIN_TRAINED", "Predicted", "candidate_of_text", "format_predictions", "predict_accuracy",
     "STRICT_BETA_MIN", "RediscoverOptions", "rediscover", "swish_like_info", "transfer_only", "verdict", "verdict_only",
     "format_failures", "format_leaderboard", "format_transfer", "format_verify", "study_summary",

@@ -34,7 +34,7 @@ import torch
 from ..evaluation import Task, as_task, get_dataset, mean_std
 from .compare import candidate_of_text, entry
 
-__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power", "format_grid_row",
+__all__ = ["PANEL", "NoiseRow", "NoiseReport", "measure_noise", "mde", "format_noise", "format_room_power", "format_grid",
            "TRAINS_OVER_CHANCE"]
 
 #: The fixed panel: the paper's two baselines, the smooth and saturating functions the Swish paper
@@ -232,11 +232,18 @@ def format_room_power(rep: NoiseReport) -> str:
             + (f"; not training (under {TRAINS_OVER_CHANCE:g}x chance or diverged): {', '.join(left)}" if left else ""))
 
 
-def format_grid_row(rep: NoiseReport) -> str:
-    """One line of a grid's summary: ReLU's validation score, the room and the power, in points."""
-    sv, st, spread = rep.room()
-    sd, _ = rep.power()
-    relu = next(r for r in rep.rows if r.name == "relu")
-    tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
-    return (f"{rep.fidelity.name:<46}{_pts(relu.val_mean):>8}{_signed(sv):>10}{_signed(st):>10}{_pts(spread):>9}"
-            f"{_pts(sd):>10}{tau:>7}{rep.seconds_per_candidate:>9.2f}")
+def format_grid(reports: Sequence[NoiseReport]) -> str:
+    """A summary of several fidelities (a grid): a header and, per fidelity, ReLU's validation score,
+    the room and the power, in points."""
+    lines = ["summary (accuracy points; room: Swish − ReLU and the panel's spread; power: worst paired sd vs "
+             "ReLU over the functions that train, τ between the halves)",
+             f"{'fidelity':<46}{'ReLU val':>8}{'Δ val':>10}{'Δ test':>10}{'spread':>9}{'worst sd':>10}{'τ':>7}"
+             f"{'s/cand':>9}"]
+    for rep in reports:
+        sv, st, spread = rep.room()
+        sd, _ = rep.power()
+        relu = next(r for r in rep.rows if r.name == "relu")
+        tau = "—" if rep.tau is None else f"{rep.tau:+.2f}"
+        lines.append(f"{rep.fidelity.name:<46}{_pts(relu.val_mean):>8}{_signed(sv):>10}{_signed(st):>10}"
+                     f"{_pts(spread):>9}{_pts(sd):>10}{tau:>7}{rep.seconds_per_candidate:>9.2f}")
+    return "\n".join(lines)

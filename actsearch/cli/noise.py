@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ..analysis import PANEL, entry, format_grid_row, format_noise, mde, measure_noise
+from ..analysis import PANEL, entry, format_grid, format_noise, mde, measure_noise
 from ..errors import ActsearchError
 from ..evaluation import Fidelity, Task, as_task, get_fidelity, split_fidelities
 from ..paths import output_file
@@ -74,12 +74,7 @@ def cmd_noise(args: argparse.Namespace) -> int:
         if args.csv:  # after every fidelity: a long grid stopped half-way keeps what it measured
             _write_csv(args.csv, rows)
     if len(reports) > 1:
-        print("summary (accuracy points; room: Swish − ReLU and the panel's spread; power: worst paired sd vs "
-              "ReLU over the functions that train, τ between the halves)")
-        print(f"{'fidelity':<46}{'ReLU val':>8}{'Δ val':>10}{'Δ test':>10}{'spread':>9}{'worst sd':>10}{'τ':>7}"
-              f"{'s/cand':>9}")
-        for rep in reports:
-            print(format_grid_row(rep))
+        print(format_grid(reports))
     if args.csv:
         print(f"saved: {args.csv}")
     return 0

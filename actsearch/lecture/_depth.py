@@ -11,10 +11,9 @@ same population engine a search uses; the activations are the ones the paper com
 from __future__ import annotations
 
 import math
-import statistics
 import time
 
-from ..evaluation import get_fidelity, train_population
+from ..evaluation import get_fidelity, mean_std, train_population
 from ..expressions import parse
 from ._common import Context, Experiment, Journal, ExperimentResult, pyplot, save, write_command, write_csv, write_markdown
 
@@ -31,10 +30,9 @@ SEEDS = 3
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
-    ok = [v for v in values if math.isfinite(v)]
-    if not ok:
-        return math.nan, math.nan
-    return statistics.fmean(ok), statistics.stdev(ok) if len(ok) > 1 else math.nan
+    """:func:`mean_std` of the finite values, NaN where it has none (the tables and the figure take NaN)."""
+    mean, sd = mean_std(values)
+    return (math.nan if mean is None else mean), (math.nan if sd is None else sd)
 
 
 _COLS = ("norm", "depth", "activation", "expression", "seed", "status", "val_accuracy", "test_accuracy", "reason")
@@ -77,28 +75,26 @@ def run(ctx: Context) -> ExperimentResult:
                              for label, _ in acts)
             print(f"  depth {depth:>2}, norm {norm:<5}: {line}  ({time.perf_counter() - t0:.0f}s)", flush=True)
 
-    rows: list[dict[str, object]] = []
-    for norm in NORMS:
-        for depth in depths:
-            for label, text in acts:
-                accs = [float(r["test_accuracy"]) for r in runs
-                        if r["norm"] == norm and r["depth"] == depth and r["activation"] == label]
-                mean, sd = _mean_sd(accs)
-                rows.append({"norm": norm, "depth": depth, "activation": label, "test_mean": mean, "test_sd": sd,
-                             "ok_runs": f"{sum(math.isfinite(a) for a in accs)}/{len(accs)}"})
+    accs: dict[tuple[str, int, str], list[float]] = {}
+    for r in runs:
+        accs.setdefault((str(r["norm"]), int(r["depth"]), str(r["activation"])), []).append(float(r["test_accuracy"]))
+    stats = {key: _mean_sd(values) for key, values in accs.items()}
+    rows: list[dict[str, object]] = [
+        {"norm": norm, "depth": depth, "activation": label, "test_mean": stats[norm, depth, label][0],
+         "test_sd": stats[norm, depth, label][1],
+         "ok_runs": f"{sum(math.isfinite(a) for a in accs[norm, depth, label])}/{len(accs[norm, depth, label])}"}
+        for norm in NORMS for depth in depths for label, _ in acts]
     files = [write_csv(ctx.out / "runs.csv", runs), write_csv(ctx.out / "results.csv", rows)]
 
     def mean_of(norm: str, depth: int, label: str) -> float:
-        return next(float(r["test_mean"]) for r in rows
-                    if r["norm"] == norm and r["depth"] == depth and r["activation"] == label)
+        return stats[norm, depth, label][0]
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(NORMS), figsize=(11, 4.2), sharey=True)
     for ax, norm in zip(axes, NORMS):
         for i, (label, _) in enumerate(acts):
             means = [mean_of(norm, d, label) for d in depths]
-            sds = [next(float(r["test_sd"]) for r in rows if r["norm"] == norm and r["depth"] == d
-                        and r["activation"] == label) for d in depths]
+            sds = [stats[norm, d, label][1] for d in depths]
             ax.errorbar(depths, means, yerr=[0 if math.isnan(s) else s for s in sds], marker="o", ms=4,
                         capsize=3, lw=1.8 if label in ("ReLU", "Swish (SiLU)") else 1.0, color=f"C{i}", label=label)
         ax.set_xscale("log", base=2)
